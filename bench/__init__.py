@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench`. Each prints what it measured, including request counts."""

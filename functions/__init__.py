@@ -1,0 +1,1 @@
+"""Lambda handlers, one package per function: `functions.<name>.app.lambda_handler`."""

@@ -1,0 +1,1 @@
+"""Code shared by every Lambda function: domain logic and data access (one import root)."""
