@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from typing import Any
 
+import orjson
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
@@ -49,12 +49,12 @@ class EmulatorApp:
             if replayed:
                 headers["Idempotent-Replayed"] = "true"
         except StripeError as exc:
-            status, body = exc.status, json.dumps(exc.body()).encode()
+            status, body = exc.status, orjson.dumps(exc.body())
             headers.update(exc.headers)
         except Exception:  # a bug in the emulator: answer as Stripe answers its own failures
             log.exception("emulator error")
             status = 500
-            body = json.dumps({"error": {"type": "api_error", "message": "Emulator internal error."}}).encode()
+            body = orjson.dumps({"error": {"type": "api_error", "message": "Emulator internal error."}})
         return Response(body, status=status, headers=headers, content_type=_JSON)
 
     def _serve(self, request: Request, request_id: str) -> tuple[int, bytes, bool]:
@@ -98,12 +98,12 @@ class EmulatorApp:
             ctx = Context(emulator, key, space, params, path_args, request_id, idempotency_key)
             try:
                 obj = route.handler(ctx)
-                body = json.dumps(expand(ctx, obj, get_str_list(params, "expand"))).encode()
+                body = orjson.dumps(expand(ctx, obj, get_str_list(params, "expand")))
                 status = 200
             except StripeError as exc:
                 if idempotency_key and exc.status < 500:
                     space.idempotency[idempotency_key] = IdempotentResponse(
-                        fingerprint, exc.status, json.dumps(exc.body()).encode()
+                        fingerprint, exc.status, orjson.dumps(exc.body())
                     )
                 raise
             if idempotency_key:

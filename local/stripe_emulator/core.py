@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import fixtures
 from .keys import PRODUCT_PERMISSIONS, ApiKey, make_key
@@ -143,10 +144,15 @@ class Context:
         return self.space[name]
 
     def build(self, resource: str, prefix: str, **fields: Any) -> dict[str, Any]:
-        """A new object with a fresh id, `created` now and this space's livemode."""
-        fields.setdefault("created", self.now)
+        """A new object with a fresh id and, where Stripe's object has them, `created` now and this
+        space's livemode (refunds and subscription items have no `livemode`, line items no `created`)."""
+        keys = fixtures.fixture_keys(resource)
+        if "created" in keys:
+            fields.setdefault("created", self.now)
+        if "livemode" in keys:
+            fields.setdefault("livemode", self.livemode)
         fields.setdefault("id", new_id(prefix))
-        return fixtures.build(resource, livemode=self.livemode, **fields)
+        return fixtures.build(resource, **fields)
 
     def emit(
         self,
@@ -155,7 +161,7 @@ class Context:
         previous_attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record an event for a state change and queue it for every subscribed endpoint."""
-        data: dict[str, Any] = {"object": json.loads(json.dumps(obj))}
+        data: dict[str, Any] = {"object": orjson.loads(orjson.dumps(obj))}  # a snapshot
         if previous_attributes is not None:
             data["previous_attributes"] = previous_attributes
         endpoints = [

@@ -53,6 +53,34 @@ def list_object(data: list[dict[str, Any]], has_more: bool, url: str) -> dict[st
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
+# What each collection and each list URL holds, so paths are checked even on an empty list or a
+# null field: a `limit=1` permission probe must fail the same way on an empty account.
+COLLECTION_TYPES = {
+    "customers": "customer",
+    "charges": "charge",
+    "payment_intents": "payment_intent",
+    "invoices": "invoice",
+    "subscriptions": "subscription",
+    "products": "product",
+}
+INCLUDED_ITEM_TYPES = {("charge", "refunds"): "refund", ("invoice", "payments"): "invoice_payment"}
+LIST_ITEM_TYPES = {
+    "/v1/customers": "customer",
+    "/v1/charges": "charge",
+    "/v1/payment_intents": "payment_intent",
+    "/v1/refunds": "refund",
+    "/v1/checkout/sessions": "checkout.session",
+    "/v1/subscriptions": "subscription",
+    "/v1/invoices": "invoice",
+    "/v1/invoice_payments": "invoice_payment",
+    "/v1/prices": "price",
+    "/v1/products": "product",
+    "/v1/webhook_endpoints": "webhook_endpoint",
+    "/v1/events": "event",
+}
+_SUB_OBJECTS = {kind for kind, _ in EXPANDABLE if "." in kind}
+
+
 def expand(ctx: Context, obj: dict[str, Any], paths: list[str]) -> dict[str, Any]:
     """`obj` with each dotted path in `paths` expanded (a list's paths start with `data.`)."""
     for path in paths:
@@ -63,37 +91,57 @@ def expand(ctx: Context, obj: dict[str, Any], paths: list[str]) -> dict[str, Any
                 f"You cannot expand more than {MAX_DEPTH} levels of a property. Property: {path}",
                 param="expand",
             )
-        obj = _expand_path(ctx, obj, parts, path)
+        _check(ctx, _type_of(obj), parts, path)
+        obj = _expand_path(ctx, obj, parts)
     return obj
 
 
-def _expand_path(
-    ctx: Context, obj: dict[str, Any], parts: list[str], full: str, kind: str | None = None
-) -> dict[str, Any]:
-    """Expand `parts` inside `obj`; `kind` names a plain sub-object (`invoice_payment.payment`)."""
+def _type_of(obj: dict[str, Any]) -> str:
+    if obj.get("object") == "list":
+        return "list:" + LIST_ITEM_TYPES.get(obj["url"].partition("?")[0], "")
+    return str(obj.get("object", ""))
+
+
+def _check(ctx: Context, kind: str, parts: list[str], full: str) -> None:
+    """Refuse a path that cannot be expanded, or that needs a permission the key lacks."""
     head, rest = parts[0], parts[1:]
-    if obj.get("object") == "list" and head == "data":
-        if not rest:
+    if kind.startswith("list:"):
+        if head != "data" or not rest:
             raise _cannot_expand(full)
-        return dict(obj, data=[_expand_path(ctx, item, rest, full) for item in obj["data"]])
+        _check(ctx, kind.removeprefix("list:"), rest, full)
+        return
+    if (kind, head) in INCLUDABLE:
+        require(ctx.key, INCLUDABLE[(kind, head)][1])
+        next_kind = "list:" + INCLUDED_ITEM_TYPES[(kind, head)]
+    elif (kind, head) in EXPANDABLE:
+        collection, permission = EXPANDABLE[(kind, head)]
+        require(ctx.key, permission)
+        next_kind = COLLECTION_TYPES.get(collection, "")
+    elif f"{kind}.{head}" in _SUB_OBJECTS and rest:
+        next_kind = f"{kind}.{head}"
+    else:
+        raise _cannot_expand(full)
+    if rest:
+        _check(ctx, next_kind, rest, full)
+
+
+def _expand_path(ctx: Context, obj: dict[str, Any], parts: list[str], kind: str | None = None) -> dict[str, Any]:
+    """Expand the (checked) path `parts` inside `obj`; `kind` names a plain sub-object."""
+    head, rest = parts[0], parts[1:]
+    if obj.get("object") == "list":
+        return dict(obj, data=[_expand_path(ctx, item, rest) for item in obj["data"]])
     kind = kind or obj.get("object", "")
     value = obj.get(head)
     sub_kind = None
     if (kind, head) in INCLUDABLE:
-        compute, permission = INCLUDABLE[(kind, head)]
-        require(ctx.key, permission)
-        value = compute(ctx, obj)
+        value = INCLUDABLE[(kind, head)][0](ctx, obj)
     elif (kind, head) in EXPANDABLE:
-        collection, permission = EXPANDABLE[(kind, head)]
-        require(ctx.key, permission)
         if isinstance(value, str):
-            value = ctx.collection(collection).get(value)
-    elif isinstance(value, dict) and "object" not in value and rest:
-        sub_kind = f"{kind}.{head}"  # walk into a plain sub-object
+            value = ctx.collection(EXPANDABLE[(kind, head)][0]).get(value)
     else:
-        raise _cannot_expand(full)
+        sub_kind = f"{kind}.{head}"
     if rest and isinstance(value, dict):
-        value = _expand_path(ctx, value, rest, full, sub_kind)
+        value = _expand_path(ctx, value, rest, sub_kind)
     return dict(obj, **{head: value})
 
 

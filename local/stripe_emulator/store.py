@@ -6,9 +6,7 @@ cursors and `created` ranges in O(log n + page), which is what keeps 100,000-cha
 
 from __future__ import annotations
 
-import random
-import string
-import threading
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,14 +16,10 @@ from sortedcontainers import SortedList
 
 from .wire import StripeError
 
-_ALPHABET = string.ascii_letters + string.digits
-_rng = random.Random()
-_rng_lock = threading.Lock()
-
 
 def new_id(prefix: str, length: int = 24) -> str:
-    with _rng_lock:
-        return prefix + "".join(_rng.choices(_ALPHABET, k=length))
+    """A Stripe-looking id: the prefix and `length` random alphanumerics (hex: fast, and unique)."""
+    return prefix + os.urandom((length + 1) // 2).hex()[:length]
 
 
 class Clock:

@@ -72,6 +72,8 @@ def decode_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         parts = _split_key(key)
         node: Any = root
         for i, part in enumerate(parts):
+            if not isinstance(node, dict):  # `a=x` and `a[k]=y` in one request
+                raise StripeError(400, f"Invalid value for {parts[0]}: it was sent both as a string and as an object.")
             last = i == len(parts) - 1
             if part == "":  # `a[]`: append a new element
                 if last:
@@ -86,14 +88,15 @@ def decode_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return decoded
 
 
-def _listify(node: Any) -> Any:
+def _listify(node: Any, is_hash: bool = False) -> Any:
+    """Indexed nodes become lists, except inside `metadata`, a hash whose keys may be digits."""
     if not isinstance(node, dict):
         return node
     if "\0list" in node:
         return [_listify(v) for v in node["\0list"]]
-    if node and all(k.isdigit() for k in node):
+    if node and not is_hash and all(k.isdigit() for k in node):
         return [_listify(node[k]) for k in sorted(node, key=int)]
-    return {k: _listify(v) for k, v in node.items()}
+    return {k: _listify(v, k == "metadata") for k, v in node.items()}
 
 
 # ---- typed readers for decoded parameters -------------------------------------------------

@@ -201,13 +201,14 @@ def create_subscription(
         metadata=metadata,
         status="trialing" if trial_end else "incomplete",
         start_date=now,
-        billing_cycle_anchor=end,
+        billing_cycle_anchor=trial_end or now,  # Stripe: creation time, or the end of the trial
         trial_start=now if trial_end else None,
         trial_end=trial_end,
         latest_invoice=None,
         cancel_at_period_end=False,
         default_payment_method=None,
         discounts=[],
+        transfer_data=None,  # the fixture's sample Connect destination
     )
     sub["items"]["total_count"] = len(lines)
     ctx.collection("subscriptions").save(sub)
@@ -281,6 +282,7 @@ def bill(
         amount_due=total,
         amount_paid=0,
         amount_remaining=total,
+        amount_overpaid=0,  # the fixture holds a sample amount
         subtotal=total,
         subtotal_excluding_tax=total,
         total=total,
@@ -378,10 +380,14 @@ def renew(ctx: Context, sub: dict[str, Any], payment_method: str) -> tuple[dict[
     ctx.emit("customer.subscription.updated", sub, previous)
     invoice, charge = bill(ctx, sub, "subscription_cycle", payment_method, start, end)
     sub["latest_invoice"] = invoice["id"]
-    if invoice["status"] != "paid":
+    if invoice["status"] != "paid" and sub["status"] != "past_due":
         sub["status"] = "past_due"
         ctx.collection("subscriptions").save(sub)
         ctx.emit("customer.subscription.updated", sub, {"status": "active"})
+    elif invoice["status"] == "paid" and sub["status"] == "past_due":
+        sub["status"] = "active"  # the latest invoice is paid again
+        ctx.collection("subscriptions").save(sub)
+        ctx.emit("customer.subscription.updated", sub, {"status": "past_due"})
     ctx.collection("subscriptions").save(sub)
     return invoice, charge
 
@@ -509,16 +515,19 @@ def retrieve_subscription(ctx: Context) -> dict[str, Any]:
 def list_subscriptions(ctx: Context) -> dict[str, Any]:
     p = ctx.params
     status = get_str(p, "status")
-    if status is not None and status != "all" and status not in SUBSCRIPTION_STATUSES:
-        raise invalid_param("status", f"Invalid status: must be one of all, {', '.join(SUBSCRIPTION_STATUSES)}")
+    if status is not None and status not in ("all", "ended") and status not in SUBSCRIPTION_STATUSES:
+        raise invalid_param("status", f"Invalid status: must be one of all, ended, {', '.join(SUBSCRIPTION_STATUSES)}")
     price = get_str(p, "price")
 
     def keep(sub: dict[str, Any]) -> bool:
-        if status is None and sub["status"] in ("canceled", "incomplete_expired"):
+        ended = sub["status"] in ("canceled", "incomplete_expired")
+        if status is None and ended:
             return False  # by default Stripe lists subscriptions that are not canceled
+        if status == "ended" and not ended:
+            return False  # `ended`: canceled, and expired after an incomplete first payment
         return price is None or any(item["price"]["id"] == price for item in sub["items"]["data"])
 
-    where = {"customer": get_str(p, "customer"), "status": status if status not in (None, "all") else None}
+    where = {"customer": get_str(p, "customer"), "status": status if status not in (None, "all", "ended") else None}
     return paginate(ctx, "subscriptions", "/v1/subscriptions", where=where, predicate=keep)
 
 

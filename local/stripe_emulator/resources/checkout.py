@@ -11,7 +11,7 @@ from ..store import new_id
 from ..wire import StripeError, get_bool, get_dict, get_int, get_str, invalid_param, merge_metadata, missing_param
 from .billing import create_price, create_subscription
 from .customers import create_customer
-from .payments import charge_object, confirm_payment, create_payment_intent, settle
+from .payments import DECLINED, charge_object, confirm_payment, create_payment_intent, settle
 
 SESSION_TTL_SECONDS = 24 * 3600
 
@@ -62,6 +62,8 @@ def create_session(ctx: Context) -> dict[str, Any]:
     if len(currencies) > 1:
         raise invalid_param("line_items", "All line items must use the same currency.")
     amount = sum(price["unit_amount"] * qty for price, qty in lines)
+    if get_int(get_dict(p, "subscription_data"), "trial_period_days", minimum=0):
+        amount = 0  # the session shows what is due today: nothing during a trial
     session = ctx.build(
         "checkout.session",
         "cs_test_" if not ctx.livemode else "cs_live_",
@@ -162,6 +164,9 @@ def complete_session(ctx: Context) -> dict[str, Any]:
     name = get_str(p, "name")
     options = ctx.space.session_options[session["id"]]
     lines = ctx.space.session_lines[session["id"]]
+    if session["mode"] == "subscription" and payment_method in DECLINED:
+        # Checkout keeps the page open on a decline: nothing is created, the customer may retry.
+        raise StripeError(402, "Your card was declined.", type="card_error", code="card_declined")
     if customer is None and (session["mode"] == "subscription" or session["customer_creation"] == "always"):
         customer = create_customer(ctx, email=email, name=name)
     session["customer_details"] = _customer_details(email, name)
@@ -177,9 +182,6 @@ def complete_session(ctx: Context) -> dict[str, Any]:
             trial_days=get_int(sub_data, "trial_period_days", minimum=0),
             payment_method=payment_method,
         )
-        paid = invoice["status"] == "paid"
-        if not paid:
-            raise StripeError(402, "Your card was declined.", type="card_error", code="card_declined")
         session.update(
             subscription=sub["id"],
             invoice=invoice["id"],

@@ -6,7 +6,10 @@ Test payment methods as Stripe names them: `pm_card_visa` (and other `pm_card_<b
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+import orjson
 
 from .. import fixtures
 from ..core import Context
@@ -21,11 +24,15 @@ _BRANDS = {"visa": "4242", "mastercard": "4444", "amex": "8431", "discover": "11
 
 def card_details(payment_method: str) -> dict[str, Any]:
     brand = payment_method.removeprefix("pm_card_").removesuffix("_chargeDeclined").lower()
-    if brand not in _BRANDS:
-        brand = "visa"
-    template: dict[str, Any] = fixtures.build("charge", id="", livemode=False)["payment_method_details"]
-    template["card"].update(brand=brand, last4=_BRANDS[brand], network=brand, wallet=None)
-    return template
+    details: dict[str, Any] = orjson.loads(_card_template(brand if brand in _BRANDS else "visa"))
+    return details
+
+
+@cache
+def _card_template(brand: str) -> bytes:
+    details = fixtures.build("charge", id="", livemode=False)["payment_method_details"]
+    details["card"].update(brand=brand, last4=_BRANDS[brand], network=brand, wallet=None)
+    return orjson.dumps(details)
 
 
 def charge_object(
@@ -44,8 +51,10 @@ def charge_object(
     receipt_email: str | None = None,
     metadata: dict[str, str] | None = None,
     description: str | None = None,
+    card: str | None = None,
 ) -> dict[str, Any]:
-    """A charge as Stripe returns it at `charge.succeeded` / `charge.failed` time."""
+    """A charge as Stripe returns it at `charge.succeeded` / `charge.failed` time; `card` is the test
+    payment method (`pm_card_mastercard`) whose brand the charge shows, when `payment_method` is not it."""
     failed = status == "failed"
     charge = fixtures.build(
         "charge",
@@ -60,7 +69,7 @@ def charge_object(
         customer=customer,
         payment_intent=payment_intent,
         payment_method=payment_method,
-        payment_method_details=card_details(payment_method),
+        payment_method_details=card_details(card or payment_method),
         paid=not failed,
         status=status,
         receipt_email=receipt_email,
@@ -152,6 +161,7 @@ def confirm_payment(
         receipt_email=pi["receipt_email"],
         metadata=pi["metadata"],
         description=pi["description"],
+        card=payment_method,
     )
     ctx.collection("charges").save(charge)
     pi.update(payment_method=charge["payment_method"], latest_charge=charge["id"])
@@ -275,10 +285,25 @@ def cancel_pi(ctx: Context) -> dict[str, Any]:
             f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}.",
             code="payment_intent_unexpected_state",
         )
-    pi.update(status="canceled", canceled_at=ctx.now, cancellation_reason=get_str(ctx.params, "cancellation_reason"))
+    if pi["status"] == "requires_capture":
+        release_authorization(ctx, fetch(ctx, "charges", "charge", pi["latest_charge"]))
+    pi.update(
+        status="canceled",
+        canceled_at=ctx.now,
+        cancellation_reason=get_str(ctx.params, "cancellation_reason"),
+        amount_capturable=0,
+    )
     ctx.collection("payment_intents").save(pi)
     ctx.emit("payment_intent.canceled", pi)
     return pi
+
+
+def release_authorization(ctx: Context, charge: dict[str, Any]) -> None:
+    """An uncaptured charge given up: Stripe shows the released amount as refunded."""
+    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+    charge.update(amount_refunded=charge["amount"], refunded=True)
+    ctx.collection("charges").save(charge)
+    ctx.emit("charge.refunded", charge, previous)
 
 
 @route("GET", "/v1/payment_intents/{id}", "rak_payment_intent_read")
@@ -370,9 +395,11 @@ def refund_charge(
     )
     ctx.collection("refunds").save(refund)
     ctx.emit("refund.created", refund)
-    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+    previous: dict[str, Any] = {"amount_refunded": charge["amount_refunded"]}
     charge["amount_refunded"] += amount
-    charge["refunded"] = amount == refundable
+    if amount == refundable:
+        previous["refunded"] = False
+        charge["refunded"] = True
     ctx.collection("charges").save(charge)
     ctx.emit("charge.refunded", charge, previous)
     refund["destination_details"]["card"].update(reference="ARN" + new_id("", 20), reference_status="available")
