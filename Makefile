@@ -34,8 +34,11 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 test: lint ## Lint, type-check, then run every test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-run: $(STAMP) ## The local stack (for now: the Stripe emulator on STRIPE_EMULATOR_PORT)
-	$(BIN)/python -m local.stripe_emulator --port $(STRIPE_EMULATOR_PORT)
+run: $(STAMP) ## The local stack: HTTP API on 127.0.0.1:$PORT (8000), moto, Stripe emulator on STRIPE_EMULATOR_PORT
+	STRIPE_EMULATOR_PORT=$(STRIPE_EMULATOR_PORT) $(BIN)/python -m local.stack
+
+token: $(STAMP) ## Print a local dashboard JWT: make token PROJECT=<id> (several: PROJECT="p1 p2")
+	@$(BIN)/python -m local.stack.token $(PROJECT)
 
 emulator: $(STAMP) ## The Stripe emulator alone on 127.0.0.1:$STRIPE_EMULATOR_PORT
 	$(BIN)/python -m local.stripe_emulator --port $(STRIPE_EMULATOR_PORT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,11 @@ from typing import Any
 
 import pytest
 import stripe
+
+# Powertools reads these when shared.observability is imported: set them before any test imports it.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ripples-stripe-test")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "RipplesStripeTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from local.stripe_emulator.server import RunningEmulator, start
@@ -92,3 +98,98 @@ def receiver() -> Iterator[Receiver]:
     yield state["receiver"]
     server.shutdown()
     server.server_close()
+
+
+# ---- AWS (moto) ------------------------------------------------------------------------------
+
+
+@dataclass
+class AwsEnv:
+    integrations_table: str
+    revenue_table: str
+    secrets_prefix: str
+
+
+def _template_tables() -> dict[str, dict[str, Any]]:
+    """The DynamoDB tables of template.yaml, as CreateTable arguments (tests and template cannot drift)."""
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load("template.yaml")
+    tables = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = resource["Properties"]
+        tables[logical_id] = {
+            "KeySchema": [dict(k) for k in props["KeySchema"]],
+            "AttributeDefinitions": [dict(a) for a in props["AttributeDefinitions"]],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+    return tables
+
+
+def reset_caches() -> None:
+    """Forget lazily created clients and settings (each test has its own moto and environment)."""
+    from shared import dynamo, secrets, settings
+
+    settings.get_settings.cache_clear()
+    dynamo.client.cache_clear()
+    secrets.provider.cache_clear()
+    secrets.client.cache_clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
+    """moto with the template's tables, and the environment the functions read."""
+    import boto3
+    from moto import mock_aws
+
+    from local.moto_patches import patch_moto_transactions
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    env = AwsEnv("test-IntegrationsTable", "test-RevenueTable", "ripples-stripe/test/")
+    monkeypatch.setenv("INTEGRATIONS_TABLE", env.integrations_table)
+    monkeypatch.setenv("REVENUE_TABLE", env.revenue_table)
+    monkeypatch.setenv("SECRETS_PREFIX", env.secrets_prefix)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://hooks.ripples.test")
+    patch_moto_transactions()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        for logical_id, spec in _template_tables().items():
+            dynamodb.create_table(TableName=f"test-{logical_id}", **spec)
+        reset_caches()
+        yield env
+    reset_caches()
+
+
+@pytest.fixture
+def stripe_env(aws: AwsEnv, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The functions' Stripe calls go to the emulator (configuration, as in the local stack)."""
+    monkeypatch.setenv("STRIPE_API_BASE", emulator.base_url)
+    reset_caches()
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "stream"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()

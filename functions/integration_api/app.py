@@ -1,0 +1,44 @@
+"""POST and GET /projects/{project_id}/integrations/stripe: connect a Stripe account, read its status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.http import check_id, json_response, make_resolver, parse_body, require_project, token_projects
+from shared.integrations import store
+from shared.integrations.connect import connect
+from shared.integrations.models import DISCONNECTED_VIEW, ConnectRequest
+from shared.observability import logger, metrics, tracer
+
+app = make_resolver()
+PATH = "/projects/<project_id>/integrations/stripe"
+
+
+@app.post(PATH)
+def connect_stripe(project_id: str) -> Response[str]:
+    projects = token_projects(app.current_event)
+    check_id(project_id, "project_id")
+    request = parse_body(app.current_event, ConnectRequest)
+    require_project(projects, project_id)
+    integration = connect(project_id, request.api_key)
+    metrics.add_metric(name="IntegrationsConnected", unit="Count", value=1)
+    return json_response(201, integration.view())
+
+
+@app.get(PATH)
+def integration_status(project_id: str) -> Response[str]:
+    projects = token_projects(app.current_event)
+    check_id(project_id, "project_id")
+    require_project(projects, project_id)
+    integration = store.get(project_id)
+    return json_response(200, integration.view() if integration else DISCONNECTED_VIEW)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

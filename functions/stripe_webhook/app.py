@@ -1,0 +1,30 @@
+"""POST /webhooks/stripe/{project_id}: Stripe's signed events (no JWT: the signature is the proof)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.http import json_response, make_resolver
+from shared.observability import logger, metrics, tracer
+from shared.webhook_receiver import receive
+
+app = make_resolver()
+
+
+@app.post("/webhooks/stripe/<project_id>")
+def stripe_webhook(project_id: str) -> Response[str]:
+    event = app.current_event
+    body = event.decoded_body or ""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    result = receive(project_id, raw, event.headers.get("stripe-signature"))
+    return json_response(200, {"received": True, "result": result})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

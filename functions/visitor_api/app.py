@@ -1,0 +1,75 @@
+"""PUT and GET /projects/{project_id}/visitors/{visitor_id}, GET .../timeline: visitors and their revenue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.http import check_id, json_response, make_resolver, parse_body, require_project, token_projects
+from shared.observability import logger, metrics, tracer
+from shared.visitors.models import TimelineView, VisitorBody, VisitorView, parse_timeline_query
+from shared.visitors.service import VisitorService
+from shared.visitors.store import DynamoVisitorStore
+
+app = make_resolver()
+VISITOR = "/projects/<project_id>/visitors/<visitor_id>"
+
+
+def _service() -> VisitorService:
+    return VisitorService(DynamoVisitorStore.default())
+
+
+def _check_ids(project_id: str, visitor_id: str) -> None:
+    check_id(project_id, "project_id")
+    check_id(visitor_id, "visitor_id")
+
+
+@app.put(VISITOR)
+def put_visitor(project_id: str, visitor_id: str) -> Response[str]:
+    projects = token_projects(app.current_event)
+    _check_ids(project_id, visitor_id)
+    # Every field is optional, so no body at all is an empty update (it creates the visitor).
+    body = parse_body(app.current_event, VisitorBody) if app.current_event.body else VisitorBody()
+    require_project(projects, project_id)
+    saved = _service().save(project_id, visitor_id, body.to_changes())
+    logger.info(
+        "visitor saved",
+        project_id=project_id,
+        visitor_id=visitor_id,
+        visitor_created=saved.created,
+        email_changed=saved.email_changed,
+    )
+    if saved.created:
+        metrics.add_metric(name="VisitorsCreated", unit="Count", value=1)
+    if saved.email_changed:
+        metrics.add_metric(name="VisitorEmailsSet", unit="Count", value=1)
+    return json_response(200, VisitorView.of(saved.visitor).model_dump())
+
+
+@app.get(VISITOR)
+def get_visitor(project_id: str, visitor_id: str) -> Response[str]:
+    projects = token_projects(app.current_event)
+    _check_ids(project_id, visitor_id)
+    require_project(projects, project_id)
+    visitor = _service().get(project_id, visitor_id)
+    return json_response(200, VisitorView.of(visitor).model_dump())
+
+
+@app.get(VISITOR + "/timeline")
+def get_timeline(project_id: str, visitor_id: str) -> Response[str]:
+    event = app.current_event
+    projects = token_projects(event)
+    _check_ids(project_id, visitor_id)
+    query = parse_timeline_query(event.get_query_string_value("limit"), event.get_query_string_value("cursor"))
+    require_project(projects, project_id)
+    page = _service().timeline(project_id, visitor_id, query)
+    return json_response(200, TimelineView.of(page).model_dump())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,75 @@
+"""Keys of the revenue table. Every partition key starts with the project id (domain rule 8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILE = "PROFILE"
+LEDGER = "LEDGER"
+LINK = "LINK"
+HEAD = "HEAD"
+TOTALS = "TOTALS"
+EVENT = "EVENT"
+TIMELINE_PREFIX = "T#"
+MEMBER_PREFIX = "M#"
+REVENUE_PREFIX = "rev_"  # top-level total attributes, one per currency: rev_usd, rev_jpy
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def visitor_pk(project: str, visitor: str) -> str:
+    return f"P#{project}#V#{visitor}"
+
+
+def visitor(project: str, visitor_id: str) -> dict[str, Any]:
+    return _key(visitor_pk(project, visitor_id), PROFILE)
+
+
+def timeline_sk(occurred_at: int, event_key: str) -> str:
+    """Sorts by time (zero-padded epoch seconds), then by a key unique to the event."""
+    return f"{TIMELINE_PREFIX}{occurred_at:012d}#{event_key}"
+
+
+def timeline_event(project: str, visitor_id: str, occurred_at: int, event_key: str) -> dict[str, Any]:
+    return _key(visitor_pk(project, visitor_id), timeline_sk(occurred_at, event_key))
+
+
+def ledger(project: str, charge_id: str) -> dict[str, Any]:
+    return _key(f"P#{project}#CH#{charge_id}", LEDGER)
+
+
+def unattributed(project: str) -> dict[str, Any]:
+    return _key(f"P#{project}#UNATTRIBUTED", TOTALS)
+
+
+def customer_link(project: str, customer_id: str) -> dict[str, Any]:
+    return _key(f"P#{project}#CUS#{customer_id}", LINK)
+
+
+def email_pk(project: str, email_key: str) -> str:
+    return f"P#{project}#EM#{email_key}"
+
+
+def email_head(project: str, email_key: str) -> dict[str, Any]:
+    """The visitor identified first with an email: one item, so batch reads can find it."""
+    return _key(email_pk(project, email_key), HEAD)
+
+
+def email_member(project: str, email_key: str, set_at: str, visitor_id: str) -> dict[str, Any]:
+    """One item per visitor currently identified with the email, sorted by when it was set."""
+    return _key(email_pk(project, email_key), f"{MEMBER_PREFIX}{set_at}#{visitor_id}")
+
+
+def event_mark(project: str, event_id: str) -> dict[str, Any]:
+    return _key(f"P#{project}#EV#{event_id}", EVENT)
+
+
+def totals_of(item: dict[str, Any]) -> dict[str, int]:
+    """The per-currency totals held in `rev_<currency>` attributes of a plain item."""
+    return {
+        name.removeprefix(REVENUE_PREFIX): int(value)
+        for name, value in item.items()
+        if name.startswith(REVENUE_PREFIX) and int(value) != 0
+    }

@@ -1,0 +1,43 @@
+"""Configuration, read once from the environment into a typed object (validated at first use)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    integrations_table: str = Field(min_length=1)
+    revenue_table: str = Field(min_length=1)
+    secrets_prefix: str = Field(min_length=1)
+    public_base_url: str = Field(min_length=1)
+    stripe_api_base: str | None = None  # None: Stripe's own API
+    # Stripe calls from Lambda: bounded so a slow Stripe cannot eat the function's timeout.
+    stripe_timeout_seconds: float = 8.0
+    stripe_max_retries: int = 2
+    secret_cache_seconds: int = 300
+
+    @field_validator("public_base_url", "stripe_api_base")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+
+@cache
+def get_settings() -> Settings:
+    import os
+
+    env = os.environ
+    return Settings(
+        integrations_table=env.get("INTEGRATIONS_TABLE", ""),
+        revenue_table=env.get("REVENUE_TABLE", ""),
+        secrets_prefix=env.get("SECRETS_PREFIX", ""),
+        public_base_url=env.get("PUBLIC_BASE_URL", ""),
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_timeout_seconds=float(env.get("STRIPE_TIMEOUT_SECONDS", "8")),
+        stripe_max_retries=int(env.get("STRIPE_MAX_RETRIES", "2")),
+        secret_cache_seconds=int(env.get("SECRET_CACHE_SECONDS", "300")),
+    )

@@ -1,0 +1,25 @@
+"""Stripe clients for a project's key: pinned API version, explicit retries, a Lambda-sized timeout."""
+
+from __future__ import annotations
+
+import stripe
+
+from ..settings import get_settings
+
+# stripe-python 16.1.0 pins this version; webhook endpoints are created with it too, so events arrive
+# in the shapes this code reads whatever the merchant's account default is.
+API_VERSION = "2026-10-28.endive"
+
+
+def stripe_client(api_key: str) -> stripe.StripeClient:
+    settings = get_settings()
+    options: dict[str, object] = {}
+    if settings.stripe_api_base:
+        options["base_addresses"] = {"api": settings.stripe_api_base}
+    return stripe.StripeClient(
+        api_key,
+        stripe_version=API_VERSION,
+        max_network_retries=settings.stripe_max_retries,
+        http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
+        **options,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,89 @@
+"""Receiving a Stripe webhook: verify first, then dispatch by event type (a table, not ifs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from . import secrets
+from .errors import InvalidSignature, NotFound, PayloadTooLarge, ServiceUnavailable
+from .http import check_id
+from .integrations import store as integrations
+from .observability import logger, metrics
+from .revenue.booking import Outcome, book_charge_event
+from .stripe_api.client import stripe_client
+from .stripe_api.webhooks import verify
+
+MAX_BODY_BYTES = 1024 * 1024
+LAST_EVENT_EVERY_SECONDS = 60  # last_event_at is for people: a minute's precision saves a write per event
+_last_event_written: dict[str, float] = {}
+
+Handler = Callable[[str, dict[str, Any], secrets.StripeSecrets], Outcome]
+
+
+def _charge_succeeded(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
+    return book_charge_event(project, event, lambda customer_id: customer_email(keys.api_key, customer_id))
+
+
+HANDLERS: dict[str, Handler] = {"charge.succeeded": _charge_succeeded}
+
+
+def receive(project_id: str, body: bytes, signature: str | None) -> str:
+    """Process one delivery; returns what happened (booked, duplicate, ignored, ...)."""
+    check_id(project_id, "project_id")
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("Webhook payloads are at most 1 MiB.")
+    payload = body.decode("utf-8", errors="replace")
+    try:
+        keys = secrets.load(project_id)
+    except secrets.SecretNotFound:
+        raise NotFound("No Stripe integration is connected for this project.") from None
+    try:
+        event = verify(payload, signature, keys.webhook_secret)
+    except InvalidSignature:
+        keys = _fresh_secrets_if_changed(project_id, keys)
+        event = verify(payload, signature, keys.webhook_secret)
+    logger.set_correlation_id(event["id"])
+    logger.append_keys(stripe_event_type=event["type"], project_id=project_id)
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return "ignored"
+    outcome = handler(project_id, event, keys)
+    _touch_last_event(project_id)
+    return outcome.result
+
+
+def _fresh_secrets_if_changed(project_id: str, cached: secrets.StripeSecrets) -> secrets.StripeSecrets:
+    """After a mismatch, re-read the secret once: a reconnect may have replaced it (else re-raise)."""
+    try:
+        fresh = secrets.load(project_id, fresh=True)
+    except secrets.SecretNotFound:
+        raise NotFound("No Stripe integration is connected for this project.") from None
+    if fresh.webhook_secret == cached.webhook_secret:
+        raise InvalidSignature("The Stripe-Signature does not match this payload.")
+    return fresh
+
+
+def customer_email(api_key: str, customer_id: str) -> str | None:
+    """The Stripe customer's email, fetched with the project's key (only when attribution needs it)."""
+    metrics.add_metric(name="StripeCustomerFetches", unit="Count", value=1)
+    try:
+        customer = stripe_client(api_key).v1.customers.retrieve(customer_id)
+    except stripe.InvalidRequestError:
+        return None  # deleted or unknown customer: no email to go by
+    except stripe.StripeError as exc:
+        raise ServiceUnavailable("Stripe could not be reached; Stripe will retry this event.") from exc
+    email = getattr(customer, "email", None)
+    return str(email) if email else None
+
+
+def _touch_last_event(project_id: str) -> None:
+    now = time.monotonic()
+    if now - _last_event_written.get(project_id, -LAST_EVENT_EVERY_SECONDS) < LAST_EVENT_EVERY_SECONDS:
+        return
+    integrations.touch_last_event(project_id, datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
+    _last_event_written[project_id] = now
