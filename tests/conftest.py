@@ -110,24 +110,6 @@ class AwsEnv:
     secrets_prefix: str
 
 
-def _template_tables() -> dict[str, dict[str, Any]]:
-    """The DynamoDB tables of template.yaml, as CreateTable arguments (tests and template cannot drift)."""
-    from cfnlint.decode import cfn_yaml
-
-    template = cfn_yaml.load("template.yaml")
-    tables = {}
-    for logical_id, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::DynamoDB::Table":
-            continue
-        props = resource["Properties"]
-        tables[logical_id] = {
-            "KeySchema": [dict(k) for k in props["KeySchema"]],
-            "AttributeDefinitions": [dict(a) for a in props["AttributeDefinitions"]],
-            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-        }
-    return tables
-
-
 def reset_caches() -> None:
     """Forget lazily created clients and settings (each test has its own moto and environment)."""
     from shared import dynamo, secrets, settings
@@ -145,6 +127,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
     from moto import mock_aws
 
     from local.moto_patches import patch_moto_transactions
+    from local.stack.functions import merged_environment, read_functions
+    from local.stack.resources import create_resources
+    from local.stack.runner import local_parameters
+    from local.stack.template import Template, load_template
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -154,16 +140,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    env = AwsEnv("test-IntegrationsTable", "test-RevenueTable", "ripples-stripe/test/")
-    monkeypatch.setenv("INTEGRATIONS_TABLE", env.integrations_table)
-    monkeypatch.setenv("REVENUE_TABLE", env.revenue_table)
-    monkeypatch.setenv("SECRETS_PREFIX", env.secrets_prefix)
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://hooks.ripples.test")
     patch_moto_transactions()
     with mock_aws():
-        dynamodb = boto3.client("dynamodb")
-        for logical_id, spec in _template_tables().items():
-            dynamodb.create_table(TableName=f"test-{logical_id}", **spec)
+        # Tables and the functions' environment come from template.yaml, as in the local stack.
+        template_data = load_template()
+        parameters = local_parameters(
+            template_data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={}
+        )
+        template = Template(template_data, parameters, stack_name="test")
+        create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
+        environment = merged_environment(read_functions(template))
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        env = AwsEnv(environment["INTEGRATIONS_TABLE"], environment["REVENUE_TABLE"], environment["SECRETS_PREFIX"])
         reset_caches()
         yield env
     reset_caches()
