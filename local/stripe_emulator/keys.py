@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from .store import new_id
@@ -79,10 +80,17 @@ def authenticate(keys: dict[str, ApiKey], header: str | None) -> ApiKey:
             "You did not provide an API key. You need to provide your API key in the Authorization "
             "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
         )
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret:
+    scheme, _, credentials = header.partition(" ")
+    secret = credentials.strip()
+    if scheme.lower() == "basic":  # `curl -u sk_test_...:`: the key is the user name
+        try:
+            secret = base64.b64decode(secret).decode().partition(":")[0]
+        except ValueError:
+            secret = ""
+    elif scheme.lower() != "bearer":
+        secret = ""
+    if not secret:
         raise StripeError(401, "Invalid authorization header. Use Bearer auth with your API key.")
-    secret = secret.strip()
     if secret.startswith("pk_"):
         raise StripeError(
             401,

@@ -6,7 +6,10 @@ Everything here goes through `stripe.StripeClient` (`stripe_client.v1....`) or t
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -17,6 +20,7 @@ from local.stripe_emulator.control_client import EmulatorAccount, EmulatorContro
 from local.stripe_emulator.core import API_VERSION
 from local.stripe_emulator.fixtures import INCLUDABLE, fixture_keys
 from local.stripe_emulator.keys import PERMISSIONS
+from local.stripe_emulator.server import RunningEmulator
 from tests.conftest import Receiver
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -352,6 +356,22 @@ def test_unknown_key_is_a_401(control: EmulatorControl) -> None:
     assert error.http_status == 401
     assert "Invalid API Key provided" in str(error.user_message)
     assert "x" * 20 not in str(error.user_message)  # the key is redacted
+
+
+def test_basic_auth_with_the_key_as_user_name_works_like_bearer(
+    emulator: RunningEmulator, account: EmulatorAccount
+) -> None:
+    # Given `curl -u sk_test_...:` (HTTP basic auth, the key as user name), When charges are listed
+    token = base64.b64encode(f"{account.secret_key}:".encode()).decode()
+    request = urllib.request.Request(f"{emulator.base_url}/v1/charges", headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request) as response:
+        # Then Stripe's list comes back
+        assert json.loads(response.read())["object"] == "list"
+    # And a basic header without a key is a 401
+    bad = urllib.request.Request(f"{emulator.base_url}/v1/charges", headers={"Authorization": "Basic !!"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(bad)
+    assert caught.value.code == 401
 
 
 @pytest.mark.parametrize(("status", "message"), [("revoked", "Invalid API Key provided"), ("expired", "Expired")])
