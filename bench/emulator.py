@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from local.net import free_port
 from local.stripe_emulator.control_client import EmulatorControl
 
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "10000"))
 CHARGES_PER_CUSTOMER = int(os.environ.get("BENCH_CHARGES_PER_CUSTOMER", "10"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

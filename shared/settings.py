@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,8 +29,6 @@ class Settings(BaseModel):
 
 @cache
 def get_settings() -> Settings:
-    import os
-
     env = os.environ
     return Settings(
         integrations_table=env.get("INTEGRATIONS_TABLE", ""),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,12 @@ from typing import Any
 import pytest
 import stripe
 
+from local.net import free_port
 from local.stack.auth import issue_token
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from shared.stripe_api.events import PROCESSED_EVENT_TYPES
 
 JWT_SECRET = "e2e-secret-of-at-least-thirty-two-bytes"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

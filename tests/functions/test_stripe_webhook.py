@@ -6,7 +6,9 @@ secret exactly as Stripe signs, and handed to the handler as API Gateway would.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from local.stripe_emulator.control_client import EmulatorAccount, EmulatorContro
 from local.stripe_emulator.webhooks import sign
 from shared import dynamo
 from shared.integrations.connect import connect
+from shared.observability import logger
 from shared.revenue import keys
 from shared.settings import get_settings
 from tests.apigw import http_event, response_json
@@ -40,7 +43,9 @@ class Connected:
 
 
 @pytest.fixture
-def connected(stripe_env: None, aws: AwsEnv, control: EmulatorControl, account: EmulatorAccount) -> Connected:
+def connected(stripe_env: None, aws: AwsEnv, control: EmulatorControl, account: EmulatorAccount) -> Iterator[Connected]:
+    """A project connected to a fresh emulator account; the ledger/total invariant is checked after
+    every test that uses it (domain rule 4)."""
     control.delivery(account.id, retries=0)  # hooks.ripples.test is not reachable from here
     connect(PROJECT, account.restricted_key)
     secret = json.loads(
@@ -48,7 +53,8 @@ def connected(stripe_env: None, aws: AwsEnv, control: EmulatorControl, account: 
             "SecretString"
         ]
     )["webhook_secret"]
-    return Connected(account, control.client(account.secret_key), secret)
+    yield Connected(account, control.client(account.secret_key), secret)
+    assert_invariant(aws.revenue_table)
 
 
 def given_visitor(visitor_id: str, email: str | None = None, set_at: str = "2026-01-01T00:00:00.000000Z") -> None:
@@ -296,3 +302,28 @@ def test_bodies_over_one_mebibyte_are_413(connected: Connected) -> None:
     body = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
     status, answer = deliver(body, connected.webhook_secret)
     assert (status, answer["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_logs_carry_the_event_id_and_never_a_key_secret_or_body(connected: Connected) -> None:
+    # Given the structured log lines of a booked delivery and of a refused one, as Lambda would print them
+    given_visitor("v1", "logs@example.com")
+    charge = pay(connected.client, 321, receipt_email="logs@example.com")
+    body = event_of(connected.client, "charge.succeeded", charge)
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    std_logger = logging.getLogger(logger.name)
+    std_logger.addHandler(handler)
+    try:
+        deliver(body, connected.webhook_secret)
+        deliver(body.replace(b"321", b"999"), connected.webhook_secret, header="t=1,v1=00")
+    finally:
+        std_logger.removeHandler(handler)
+    # Then they name the event, and show no key, secret or payload
+    logs = buffer.getvalue()
+    lines = [json.loads(line) for line in logs.splitlines()]
+    event_id = json.loads(body)["id"]
+    assert any(line.get("correlation_id") == event_id and line["message"] == "charge booked" for line in lines)
+    assert connected.account.restricted_key not in logs
+    assert connected.webhook_secret not in logs
+    assert "billing_details" not in logs

@@ -15,13 +15,14 @@ import boto3
 import jwt
 import pytest
 
+from local.net import free_port
 from local.stack import RunningStack, start_stack
 from local.stack.__main__ import options_from, parameter_overrides
 from local.stack.auth import DEFAULT_SECRET, claim_string, issue_token, verify_token
 from local.stack.functions import read_functions
 from local.stack.template import DEFAULT_TEMPLATE, NO_VALUE, REPO_ROOT, Template, TemplateError, load_template
 
-from .test_stack_support import dynamodb_client, free_port, http
+from .test_stack_support import dynamodb_client, http
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.InsecureKeyLengthWarning")  # the short development secret
 

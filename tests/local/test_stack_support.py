@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -94,13 +93,6 @@ def flaky(event: dict[str, Any], context: Any) -> None:
 
 
 # ---- helpers for the tests ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
