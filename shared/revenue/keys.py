@@ -40,6 +40,14 @@ def ledger(project: str, charge_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#CH#{charge_id}", LEDGER)
 
 
+LEDGER_INDEX = "ByCreated"  # GSI over ledger entries: gsi1pk = project, gsi1sk = created + charge
+
+
+def ledger_index(project: str, created: int, charge_id: str) -> dict[str, str]:
+    """The GSI attributes of a ledger entry (plain strings: merged into the item's values)."""
+    return {"gsi1pk": f"P#{project}#LEDGER", "gsi1sk": f"{created:012d}#{charge_id}"}
+
+
 def unattributed(project: str) -> dict[str, Any]:
     return _key(f"P#{project}#UNATTRIBUTED", TOTALS)
 

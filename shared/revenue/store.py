@@ -138,6 +138,7 @@ class Transaction:
             "tier": entry.tier,
             "customer_id": entry.customer_id,
             "emails": list(entry.emails) or None,
+            **keys.ledger_index(self.project, entry.created, entry.charge_id),
         }
         item = {**keys.ledger(self.project, entry.charge_id), **dynamo.to_item(values)}
         self._add(
