@@ -7,15 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import stripe
-
 from . import secrets
-from .errors import InvalidSignature, NotFound, PayloadTooLarge, ServiceUnavailable
+from .errors import InvalidSignature, NotFound, PayloadTooLarge
 from .http import check_id
 from .integrations import store as integrations
-from .observability import logger, metrics
-from .revenue.booking import Outcome, book_charge_event
-from .stripe_api.client import stripe_client
+from .observability import logger
+from .revenue import engine
+from .revenue.engine import Outcome
+from .stripe_api import lookups
 from .stripe_api.webhooks import verify
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -25,11 +24,26 @@ _last_event_written: dict[str, float] = {}
 Handler = Callable[[str, dict[str, Any], secrets.StripeSecrets], Outcome]
 
 
-def _charge_succeeded(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
-    return book_charge_event(project, event, lambda customer_id: customer_email(keys.api_key, customer_id))
+def _charge(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
+    return engine.on_charge(project, event, lookups.customer_fetcher(keys.api_key))
 
 
-HANDLERS: dict[str, Handler] = {"charge.succeeded": _charge_succeeded}
+def _session(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
+    return engine.on_session(
+        project,
+        event,
+        lookups.customer_fetcher(keys.api_key),
+        lambda invoice_id: lookups.invoice_payment_intents(keys.api_key, invoice_id),
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "charge.succeeded": _charge,
+    "charge.captured": _charge,
+    "charge.refunded": _charge,
+    "checkout.session.completed": _session,
+    "checkout.session.async_payment_succeeded": _session,
+}
 
 
 def receive(project_id: str, body: bytes, signature: str | None) -> str:
@@ -52,7 +66,11 @@ def receive(project_id: str, body: bytes, signature: str | None) -> str:
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return "ignored"
-    outcome = handler(project_id, event, keys)
+    try:
+        outcome = handler(project_id, event, keys)
+    except engine.IgnoredEvent:
+        logger.info("event ignored: livemode differs from the key's mode", livemode=event.get("livemode"))
+        return "ignored"
     _touch_last_event(project_id)
     return outcome.result
 
@@ -66,19 +84,6 @@ def _fresh_secrets_if_changed(project_id: str, cached: secrets.StripeSecrets) ->
     if fresh.webhook_secret == cached.webhook_secret:
         raise InvalidSignature("The Stripe-Signature does not match this payload.")
     return fresh
-
-
-def customer_email(api_key: str, customer_id: str) -> str | None:
-    """The Stripe customer's email, fetched with the project's key (only when attribution needs it)."""
-    metrics.add_metric(name="StripeCustomerFetches", unit="Count", value=1)
-    try:
-        customer = stripe_client(api_key).v1.customers.retrieve(customer_id)
-    except stripe.InvalidRequestError:
-        return None  # deleted or unknown customer: no email to go by
-    except stripe.StripeError as exc:
-        raise ServiceUnavailable("Stripe could not be reached; Stripe will retry this event.") from exc
-    email = getattr(customer, "email", None)
-    return str(email) if email else None
 
 
 def _touch_last_event(project_id: str) -> None:

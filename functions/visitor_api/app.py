@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.http import check_id, json_response, make_resolver, parse_body, require_project, token_projects
 from shared.observability import logger, metrics, tracer
+from shared.revenue.reattribution import after_visitor_saved
 from shared.visitors.models import TimelineView, VisitorBody, VisitorView, parse_timeline_query
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
@@ -45,7 +46,10 @@ def put_visitor(project_id: str, visitor_id: str) -> Response[str]:
         metrics.add_metric(name="VisitorsCreated", unit="Count", value=1)
     if saved.email_changed:
         metrics.add_metric(name="VisitorEmailsSet", unit="Count", value=1)
-    return json_response(200, VisitorView.of(saved.visitor).model_dump())
+    visitor = saved.visitor
+    if after_visitor_saved(project_id, saved):  # it may now own revenue that was pending
+        visitor = _service().get(project_id, visitor_id)
+    return json_response(200, VisitorView.of(visitor).model_dump())
 
 
 @app.get(VISITOR)

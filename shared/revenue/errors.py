@@ -1,10 +1,6 @@
 """What the revenue data layer reports when a conditional write meets another writer."""
 
 
-class AlreadyBooked(Exception):
-    """The charge's ledger entry exists: its money is counted already."""
-
-
 class DuplicateEvent(Exception):
     """The event was processed already (or is being processed by a concurrent delivery)."""
 

@@ -52,8 +52,53 @@ def unattributed(project: str) -> dict[str, Any]:
     return _key(f"P#{project}#UNATTRIBUTED", TOTALS)
 
 
+def customer_pk(project: str, customer_id: str) -> str:
+    return f"P#{project}#CUS#{customer_id}"
+
+
 def customer_link(project: str, customer_id: str) -> dict[str, Any]:
-    return _key(f"P#{project}#CUS#{customer_id}", LINK)
+    """The customer's root item: its facts (email, metadata visitor), its link and the scope's version."""
+    return _key(customer_pk(project, customer_id), LINK)
+
+
+CHARGE_MEMBER_PREFIX = "C#"
+SESSION_MEMBER_PREFIX = "S#"
+
+
+def customer_charge(project: str, customer_id: str, charge_id: str) -> dict[str, Any]:
+    return _key(customer_pk(project, customer_id), f"{CHARGE_MEMBER_PREFIX}{charge_id}")
+
+
+def customer_session(project: str, customer_id: str, session_id: str) -> dict[str, Any]:
+    return _key(customer_pk(project, customer_id), f"{SESSION_MEMBER_PREFIX}{session_id}")
+
+
+SESSION = "SESSION"
+PAYMENT = "PI"
+REF_PREFIX = "R#"
+
+
+def session(project: str, session_id: str) -> dict[str, Any]:
+    return _key(f"P#{project}#CS#{session_id}", SESSION)
+
+
+def payment(project: str, payment_intent: str) -> dict[str, Any]:
+    """Joins a PaymentIntent's charges and the sessions that paid it (either may arrive first)."""
+    return _key(f"P#{project}#PI#{payment_intent}", PAYMENT)
+
+
+def email_ref(project: str, email_key: str, scope: str) -> dict[str, Any]:
+    """A scope whose attribution depends on this email (re-resolved when the email's head changes)."""
+    return _key(email_pk(project, email_key), f"{REF_PREFIX}{scope}")
+
+
+def visitor_ref_pk(project: str, visitor_id: str) -> str:
+    return f"P#{project}#VR#{visitor_id}"
+
+
+def visitor_ref(project: str, visitor_id: str, scope: str) -> dict[str, Any]:
+    """A scope naming this visitor id (re-resolved when a visitor with this id is created)."""
+    return _key(visitor_ref_pk(project, visitor_id), f"{REF_PREFIX}{scope}")
 
 
 def email_pk(project: str, email_key: str) -> str:

@@ -24,6 +24,8 @@ class ChargeFacts:
     customer_id: str | None
     billing_email: str | None
     receipt_email: str | None
+    payment_intent: str | None = None
+    meta_visitor: str | None = None  # `ripples_visitor_id` in the charge's own metadata
 
     @classmethod
     def from_stripe(cls, charge: dict[str, Any]) -> ChargeFacts:
@@ -46,6 +48,8 @@ class ChargeFacts:
             customer_id=customer,
             billing_email=billing.get("email"),
             receipt_email=charge.get("receipt_email"),
+            payment_intent=_id_of(charge.get("payment_intent")),
+            meta_visitor=visitor_hint((charge.get("metadata") or {}).get(VISITOR_METADATA_KEY)),
         )
 
     @property
@@ -75,11 +79,12 @@ UNATTRIBUTED = Attribution(None, None)
 
 @dataclass(frozen=True)
 class CustomerRecord:
-    """What we know of a Stripe customer: its email (once fetched) and the visitor it is linked to."""
+    """What we know of a Stripe customer: its email and metadata visitor (once fetched) and its link."""
 
     customer_id: str
-    email: str | None = None
-    visitor_id: str | None = None
+    email: str | None = None  # None: not fetched yet; "": fetched, none
+    meta_visitor: str | None = None
+    visitor_id: str | None = None  # the link
     tier: int | None = None
 
 
@@ -98,6 +103,63 @@ class LedgerEntry:
     @property
     def net(self) -> int:
         return self.amount - self.refunded
+
+
+VISITOR_METADATA_KEY = "ripples_visitor_id"
+
+
+def _id_of(value: Any) -> str | None:
+    """An object id whether the field holds the id or the expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def visitor_hint(value: Any) -> str | None:
+    """A visitor id named by metadata or client_reference_id, if it could be one (trimmed)."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= 128 else None
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """The parts of a completed Checkout Session that attribution depends on."""
+
+    id: str
+    created: int
+    customer_id: str | None
+    payment_intents: tuple[str, ...]  # payment mode: its own; subscription mode: its first invoice's
+    meta_visitor: str | None
+    client_reference_id: str | None
+    email: str | None
+    completed: bool
+    mode: str
+    invoice: str | None
+    subscription: str | None
+    amount_total: int | None
+    currency: str | None
+
+    @classmethod
+    def from_stripe(cls, session: dict[str, Any], invoice_payment_intents: tuple[str, ...] = ()) -> SessionFacts:
+        own = _id_of(session.get("payment_intent"))
+        details = session.get("customer_details") or {}
+        return cls(
+            id=str(session["id"]),
+            created=int(session["created"]),
+            customer_id=_id_of(session.get("customer")),
+            payment_intents=(own,) if own else tuple(invoice_payment_intents),
+            meta_visitor=visitor_hint((session.get("metadata") or {}).get(VISITOR_METADATA_KEY)),
+            client_reference_id=visitor_hint(session.get("client_reference_id")),
+            email=details.get("email") or session.get("customer_email"),
+            completed=session.get("status") == "complete",
+            mode=str(session.get("mode")),
+            invoice=_id_of(session.get("invoice")),
+            subscription=_id_of(session.get("subscription")),
+            amount_total=session.get("amount_total"),
+            currency=session.get("currency"),
+        )
 
 
 def email_key(email: str | None) -> str | None:

@@ -1,11 +1,15 @@
-"""Revenue data access: one BatchGetItem to load what booking needs, one transaction to write it.
+"""Revenue data access: batched reads of scopes, and one transaction per decision.
 
-Every write that changes a ledger entry's money changes the totals it feeds in the same
-TransactWriteItems, with conditions on the state it was decided from (domain rule 4).
+Every write that changes a ledger entry's money or owner changes the totals it feeds in the same
+TransactWriteItems, with conditions on the state it was decided from (domain rule 4): the scope's
+root (the customer item, or the ledger entry of a charge without customer) carries a version that
+every decision on the scope checks and bumps, and the join items it read (PaymentIntents, email
+heads, visitors not yet created) are checked unchanged, so concurrent decisions serialise.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,28 +21,18 @@ from botocore.exceptions import ClientError
 from .. import dynamo
 from ..settings import get_settings
 from . import keys
-from .errors import AlreadyBooked, DuplicateEvent, StaleUpdate
-from .models import CustomerRecord, LedgerEntry
+from .errors import DuplicateEvent, StaleUpdate
+from .models import ChargeFacts, CustomerRecord, SessionFacts
+from .resolve import Link
 
 EVENT_MARK_DAYS = 35  # Stripe retries for up to 3 days; the ledger guards money for ever
 _BATCH_GET_LIMIT = 100
 
 
-@dataclass
-class Snapshot:
-    """What one booking decision reads, fetched together."""
-
-    integration: dict[str, Any] | None = None
-    seen_events: set[str] = field(default_factory=set)
-    ledger: dict[str, LedgerEntry] = field(default_factory=dict)
-    customers: dict[str, CustomerRecord] = field(default_factory=dict)
-    heads: dict[str, str] = field(default_factory=dict)
-
-
 def batch_get(requests: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """BatchGetItem over several tables, chunked by 100 keys, retrying unprocessed keys."""
     found: dict[str, list[dict[str, Any]]] = {table: [] for table in requests}
-    pending = [(table, key) for table, table_keys in requests.items() for key in table_keys]
+    pending = [(table, key) for table, table_keys in requests.items() for key in _unique(table_keys)]
     for start in range(0, len(pending), _BATCH_GET_LIMIT):
         chunk: dict[str, Any] = {}
         for table, key in pending[start : start + _BATCH_GET_LIMIT]:
@@ -56,211 +50,364 @@ def batch_get(requests: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[
     return found
 
 
-def load(
-    project: str,
-    *,
-    event_ids: Iterable[str] = (),
-    charge_ids: Iterable[str] = (),
-    customer_ids: Iterable[str] = (),
-    email_keys: Iterable[str] = (),
-    with_integration: bool = False,
-) -> Snapshot:
-    settings = get_settings()
-    revenue_keys = (
-        [keys.event_mark(project, e) for e in event_ids]
-        + [keys.ledger(project, c) for c in charge_ids]
-        + [keys.customer_link(project, c) for c in customer_ids]
-        + [keys.email_head(project, e) for e in email_keys]
-    )
-    requests: dict[str, list[dict[str, Any]]] = {settings.revenue_table: revenue_keys}
-    if with_integration:
-        requests[settings.integrations_table] = [{"project_id": {"S": project}}]
-    found = batch_get({table: table_keys for table, table_keys in requests.items() if table_keys})
-    snapshot = Snapshot()
-    for item in found.get(settings.integrations_table, []):
-        snapshot.integration = item
-    for item in found.get(settings.revenue_table, []):
-        kind = item["sk"]
-        if kind == keys.EVENT:
-            snapshot.seen_events.add(item["event_id"])
-        elif kind == keys.LEDGER:
-            entry = ledger_entry(item)
-            snapshot.ledger[entry.charge_id] = entry
-        elif kind == keys.LINK:
-            record = CustomerRecord(item["customer_id"], item.get("email"), item.get("visitor_id"), item.get("tier"))
-            snapshot.customers[record.customer_id] = record
-        elif kind == keys.HEAD:
-            snapshot.heads[item["pk"].split("#EM#", 1)[1]] = item["visitor_id"]
-    return snapshot
+def _unique(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list({json.dumps(k, sort_keys=True): k for k in items}.values())
 
 
-def ledger_entry(item: dict[str, Any]) -> LedgerEntry:
-    return LedgerEntry(
-        charge_id=item["charge_id"],
+def query_partition(pk: str) -> list[dict[str, Any]]:
+    table = get_settings().revenue_table
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+        "ConsistentRead": True,
+    }
+    items: list[dict[str, Any]] = []
+    while True:
+        page = dynamo.client().query(**kwargs)
+        items.extend(dynamo.from_item(i) for i in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def revenue_items(project_keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not project_keys:
+        return []
+    table = get_settings().revenue_table
+    return batch_get({table: project_keys})[table]
+
+
+# ---- stored records ------------------------------------------------------------------------------
+
+
+@dataclass
+class LedgerRecord:
+    """A booked charge: its evidence, its owner and the money booked so far."""
+
+    facts: ChargeFacts
+    visitor_id: str | None
+    tier: int | None
+    amount: int
+    refunded: int
+    refund_steps: list[tuple[int, int]]  # (cumulative refunded, when) of each booked refund delta
+    version: int
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.refunded
+
+
+def ledger_record(item: dict[str, Any]) -> LedgerRecord:
+    facts = ChargeFacts(
+        id=item["charge_id"],
         created=item["created"],
         currency=item["currency"],
         amount=item["amount"],
-        refunded=item["refunded"],
+        amount_captured=item["amount"],
+        amount_refunded=item["refunded"],
+        captured=True,
+        status="succeeded",
+        customer_id=item.get("customer_id"),
+        billing_email=item.get("billing_email"),
+        receipt_email=item.get("receipt_email"),
+        payment_intent=item.get("payment_intent"),
+        meta_visitor=item.get("meta_visitor"),
+    )
+    return LedgerRecord(
+        facts=facts,
         visitor_id=item.get("visitor_id"),
         tier=item.get("tier"),
-        customer_id=item.get("customer_id"),
-        emails=tuple(item.get("emails", ())),
+        amount=item["amount"],
+        refunded=item["refunded"],
+        refund_steps=[(int(c), int(t)) for c, t in item.get("refund_steps", [])],
+        version=item.get("version", 0),
     )
 
 
-def _iso(epoch: int) -> str:
+@dataclass
+class CustomerRoot:
+    record: CustomerRecord
+    fetched: bool
+    link: Link | None
+    version: int | None  # None: no item yet
+
+
+def customer_root(customer_id: str, item: dict[str, Any] | None) -> CustomerRoot:
+    if item is None:
+        return CustomerRoot(CustomerRecord(customer_id), False, None, None)
+    link = None
+    if item.get("visitor_id"):
+        link = Link(item["visitor_id"], (item["link_created"], item["link_id"]), item["tier"])
+    record = CustomerRecord(
+        customer_id,
+        email=item.get("email"),
+        meta_visitor=item.get("meta_visitor"),
+        visitor_id=item.get("visitor_id"),
+        tier=item.get("tier"),
+    )
+    return CustomerRoot(record, bool(item.get("fetched")), link, item.get("version", 0))
+
+
+@dataclass
+class PaymentJoin:
+    sessions: set[str] = field(default_factory=set)
+    charges: set[str] = field(default_factory=set)
+    version: int | None = None  # None: no item yet
+
+
+def payment_join(item: dict[str, Any] | None) -> PaymentJoin:
+    if item is None:
+        return PaymentJoin()
+    return PaymentJoin(set(item.get("sessions", ())), set(item.get("charges", ())), item.get("version", 0))
+
+
+def session_facts(item: dict[str, Any]) -> SessionFacts:
+    return SessionFacts(
+        id=item["session_id"],
+        created=item["created"],
+        customer_id=item.get("customer_id"),
+        payment_intents=tuple(item.get("payment_intents", ())),
+        meta_visitor=item.get("meta_visitor"),
+        client_reference_id=item.get("client_reference_id"),
+        email=item.get("email"),
+        completed=bool(item.get("completed")),
+        mode=item.get("mode", "payment"),
+        invoice=item.get("invoice"),
+        subscription=item.get("subscription"),
+        amount_total=item.get("amount_total"),
+        currency=item.get("currency"),
+    )
+
+
+def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
+# ---- the transaction -----------------------------------------------------------------------------
+
+
 class Transaction:
-    """TransactWriteItems built item by item; each item's label says what a cancellation means."""
+    """TransactWriteItems built item by item; each item's label says what a cancellation means.
+
+    One operation per item (DynamoDB's rule): a second write to an item already written is a bug,
+    a condition check on an item already written is dropped (the write carries its own condition).
+    """
 
     def __init__(self, project: str) -> None:
         self.project = project
         self.table = get_settings().revenue_table
         self.items: list[dict[str, Any]] = []
         self.labels: list[str] = []
+        self._keys: dict[str, int] = {}
+        self._totals: dict[str | None, tuple[dict[str, int], set[str]]] = {}
 
-    def _add(self, label: str, item: dict[str, Any]) -> None:
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _add(self, label: str, key: dict[str, Any], operation: str, body: dict[str, Any]) -> None:
+        identity = json.dumps(key, sort_keys=True)
+        if identity in self._keys:
+            index = self._keys[identity]
+            if operation == "ConditionCheck":
+                return
+            if "ConditionCheck" in self.items[index]:  # a write supersedes a mere check
+                self.items[index] = {operation: {"TableName": self.table, "Key": key, **body}}
+                self.labels[index] = label
+                return
+            raise ValueError(f"two writes to one item in a transaction: {label}")
+        self._keys[identity] = len(self.items)
         self.labels.append(label)
-        self.items.append(item)
+        if operation == "Put":
+            self.items.append({"Put": {"TableName": self.table, "Item": {**key, **body.pop("Item")}, **body}})
+        else:
+            self.items.append({operation: {"TableName": self.table, "Key": key, **body}})
 
-    def put_ledger(self, entry: LedgerEntry) -> None:
+    # -- conditions on what a decision read ------------------------------------------------------
+
+    def expect_version(self, label: str, key: dict[str, Any], version: int | None) -> None:
+        """The item is as read: absent, or at `version`."""
+        if version is None:
+            condition, values = "attribute_not_exists(pk)", {}
+        elif version == 0:  # items written before they carried a version read as version 0
+            condition = "attribute_exists(pk) AND (attribute_not_exists(version) OR version = :v)"
+            values = {":v": {"N": "0"}}
+        else:
+            condition, values = "version = :v", {":v": {"N": str(version)}}
+        body: dict[str, Any] = {"ConditionExpression": condition}
+        if values:
+            body["ExpressionAttributeValues"] = values
+        self._add(label, key, "ConditionCheck", body)
+
+    def expect_absent(self, label: str, key: dict[str, Any]) -> None:
+        self._add(label, key, "ConditionCheck", {"ConditionExpression": "attribute_not_exists(pk)"})
+
+    # -- ledger ----------------------------------------------------------------------------------
+
+    def put_ledger(self, record: LedgerRecord) -> None:
         """A new ledger entry: refused if the charge is booked already (money once, rule 1)."""
-        values = {
-            "project_id": self.project,
-            "charge_id": entry.charge_id,
-            "created": entry.created,
-            "currency": entry.currency,
-            "amount": entry.amount,
-            "refunded": entry.refunded,
-            "visitor_id": entry.visitor_id,
-            "tier": entry.tier,
-            "customer_id": entry.customer_id,
-            "emails": list(entry.emails) or None,
-            **keys.ledger_index(self.project, entry.created, entry.charge_id),
-        }
-        item = {**keys.ledger(self.project, entry.charge_id), **dynamo.to_item(values)}
         self._add(
             "ledger",
-            {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+            keys.ledger(self.project, record.facts.id),
+            "Put",
+            {"Item": dynamo.to_item(self._ledger_values(record)), "ConditionExpression": "attribute_not_exists(pk)"},
         )
 
-    def add_to_visitor(self, visitor_id: str, currency: str, amount: int, customer_id: str | None) -> None:
-        """The visitor's lifetime revenue moves by `amount`; the visitor must exist."""
-        update = "ADD #rev :amount"
-        values: dict[str, Any] = {":amount": {"N": str(amount)}}
-        if customer_id:
-            update += ", stripe_customer_ids :customer"
-            values[":customer"] = {"SS": [customer_id]}
+    def replace_ledger(self, record: LedgerRecord, expected_version: int) -> None:
+        """The entry with a new owner or refunds, if nobody changed it since it was read."""
         self._add(
-            "visitor",
+            "ledger",
+            keys.ledger(self.project, record.facts.id),
+            "Put",
             {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": keys.visitor(self.project, visitor_id),
-                    "UpdateExpression": update,
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeNames": {"#rev": keys.REVENUE_PREFIX + currency},
-                    "ExpressionAttributeValues": values,
-                }
+                "Item": dynamo.to_item(self._ledger_values(record)),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
             },
         )
 
-    def add_to_unattributed(self, currency: str, amount: int) -> None:
-        self._add(
-            "unattributed",
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": keys.unattributed(self.project),
-                    "UpdateExpression": "SET project_id = :project ADD #rev :amount",
-                    "ExpressionAttributeNames": {"#rev": keys.REVENUE_PREFIX + currency},
-                    "ExpressionAttributeValues": {":amount": {"N": str(amount)}, ":project": {"S": self.project}},
-                }
-            },
-        )
+    def _ledger_values(self, record: LedgerRecord) -> dict[str, Any]:
+        f = record.facts
+        return {
+            "project_id": self.project,
+            "charge_id": f.id,
+            "created": f.created,
+            "currency": f.currency,
+            "amount": record.amount,
+            "refunded": record.refunded,
+            "refund_steps": [list(step) for step in record.refund_steps] or None,
+            "visitor_id": record.visitor_id,
+            "tier": record.tier,
+            "customer_id": f.customer_id,
+            "payment_intent": f.payment_intent,
+            "meta_visitor": f.meta_visitor,
+            "billing_email": f.billing_email,
+            "receipt_email": f.receipt_email,
+            "version": record.version,
+            **keys.ledger_index(self.project, f.created, f.id),
+        }
 
-    def put_timeline(
-        self,
-        visitor_id: str,
-        *,
-        event_key: str,
-        event_type: str,
-        occurred_at: int,
-        amount: int | None,
-        currency: str | None,
-        revenue: int,
-        stripe_object_id: str,
-        tier: int | None,
-    ) -> None:
+    # -- totals ------------------------------------------------------------------------------------
+
+    def add_total(self, visitor_id: str | None, currency: str, amount: int, customer_id: str | None = None) -> None:
+        """Move an owner's total (None: the unattributed total); summed per owner until commit."""
+        owner = self._totals.setdefault(visitor_id, ({}, set()))
+        owner[0][currency] = owner[0].get(currency, 0) + amount
+        if customer_id and visitor_id is not None:
+            owner[1].add(customer_id)
+
+    def _flush_totals(self) -> None:
+        """One update per owner item, every currency at once (a visitor must exist)."""
+        for visitor_id, (amounts, customers) in self._totals.items():
+            changes = {currency: amount for currency, amount in amounts.items() if amount}
+            if not changes and not customers:
+                continue
+            names = {f"#r{i}": keys.REVENUE_PREFIX + c for i, c in enumerate(changes)}
+            values: dict[str, Any] = {f":a{i}": {"N": str(a)} for i, a in enumerate(changes.values())}
+            adds = [f"#r{i} :a{i}" for i in range(len(changes))]
+            if customers:
+                adds.append("stripe_customer_ids :customers")
+                values[":customers"] = {"SS": sorted(customers)}
+            body: dict[str, Any] = {"ExpressionAttributeValues": values}
+            if names:
+                body["ExpressionAttributeNames"] = names
+            if visitor_id is None:
+                values[":project"] = {"S": self.project}
+                body["UpdateExpression"] = "SET project_id = :project ADD " + ", ".join(adds)
+                self._add("unattributed", keys.unattributed(self.project), "Update", body)
+            else:
+                body["UpdateExpression"] = "ADD " + ", ".join(adds)
+                body["ConditionExpression"] = "attribute_exists(pk)"
+                self._add("visitor", keys.visitor(self.project, visitor_id), "Update", body)
+        self._totals = {}
+
+    # -- timeline ----------------------------------------------------------------------------------
+
+    def put_timeline(self, visitor_id: str, event: dict[str, Any]) -> None:
+        key = keys.timeline_event(self.project, visitor_id, event["at"], event["event_id"])
         values = {
             "project_id": self.project,
             "visitor_id": visitor_id,
-            "event_id": event_key,
-            "type": event_type,
-            "occurred_at": _iso(occurred_at),
-            "amount": amount,
-            "currency": currency,
-            "revenue": revenue,
-            "stripe_object_id": stripe_object_id,
-            "attribution_tier": tier,
+            "event_id": event["event_id"],
+            "type": event["type"],
+            "occurred_at": iso(event["at"]),
+            "amount": event.get("amount"),
+            "currency": event.get("currency"),
+            "revenue": event["revenue"],
+            "stripe_object_id": event.get("stripe_object_id"),
+            "attribution_tier": event.get("tier"),
         }
-        item = {**keys.timeline_event(self.project, visitor_id, occurred_at, event_key), **dynamo.to_item(values)}
-        self._add("timeline", {"Put": {"TableName": self.table, "Item": item}})
+        self._add("timeline", key, "Put", {"Item": dynamo.to_item(values)})
 
-    def link_customer(self, customer_id: str, visitor_id: str, tier: int, email: str | None) -> None:
-        """Remember the customer's visitor; refused if another writer linked it first."""
-        values: dict[str, Any] = {
-            ":visitor": {"S": visitor_id},
-            ":tier": {"N": str(tier)},
-            ":customer": {"S": customer_id},
-            ":project": {"S": self.project},
+    def delete_timeline(self, visitor_id: str, at: int, event_id: str) -> None:
+        self._add("timeline", keys.timeline_event(self.project, visitor_id, at, event_id), "Delete", {})
+
+    # -- evidence ----------------------------------------------------------------------------------
+
+    def put_plain(self, label: str, key: dict[str, Any], values: dict[str, Any]) -> None:
+        """An item written whole, unconditionally (membership, references, session evidence); writing
+        the same one twice in a decision is writing it once."""
+        if json.dumps(key, sort_keys=True) in self._keys and label in ("ref", "member"):
+            return
+        self._add(label, key, "Put", {"Item": dynamo.to_item({"project_id": self.project, **values})})
+
+    def update_customer(self, root: CustomerRoot, link: Link | None) -> None:
+        """The customer's facts and link, bumping the scope's version (refused if it moved)."""
+        r = root.record
+        values = {
+            "project_id": self.project,
+            "customer_id": r.customer_id,
+            "email": r.email,
+            "meta_visitor": r.meta_visitor,
+            "fetched": root.fetched,
+            "visitor_id": link.visitor_id if link else None,
+            "tier": link.tier if link else None,
+            "link_created": link.evidence[0] if link else None,
+            "link_id": link.evidence[1] if link else None,
+            "version": (root.version or 0) + 1,
         }
-        update = "SET visitor_id = :visitor, tier = :tier, customer_id = :customer, project_id = :project"
-        if email:
-            update += ", email = :email"
-            values[":email"] = {"S": email}
-        self._add(
-            "link",
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": keys.customer_link(self.project, customer_id),
-                    "UpdateExpression": update,
-                    "ConditionExpression": "attribute_not_exists(visitor_id)",
-                    "ExpressionAttributeValues": values,
-                }
-            },
-        )
+        if root.version is None:
+            condition, expression_values = "attribute_not_exists(pk)", {}
+        else:
+            condition, expression_values = "version = :v", {":v": {"N": str(root.version)}}
+        body: dict[str, Any] = {"Item": dynamo.to_item(values), "ConditionExpression": condition}
+        if expression_values:
+            body["ExpressionAttributeValues"] = expression_values
+        self._add("customer", keys.customer_link(self.project, r.customer_id), "Put", body)
 
-    def remember_customer_email(self, customer_id: str, email: str) -> None:
-        """Keep a fetched customer email so the next charge of that customer needs no Stripe call."""
-        self._add(
-            "customer",
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": keys.customer_link(self.project, customer_id),
-                    "UpdateExpression": "SET email = :email, customer_id = :customer, project_id = :project",
-                    "ExpressionAttributeValues": {
-                        ":email": {"S": email},
-                        ":customer": {"S": customer_id},
-                        ":project": {"S": self.project},
-                    },
-                }
-            },
-        )
+    def join_payment(self, payment_intent: str, join: PaymentJoin, *, session: str | None, charge: str | None) -> None:
+        """Record a session or charge on its PaymentIntent's join item (refused if it moved)."""
+        sessions = join.sessions | ({session} if session else set())
+        charges = join.charges | ({charge} if charge else set())
+        values = {
+            "project_id": self.project,
+            "payment_intent": payment_intent,
+            "sessions": sessions or None,
+            "charges": charges or None,
+            "version": (join.version or 0) + 1,
+        }
+        if join.version is None:
+            body: dict[str, Any] = {"Item": dynamo.to_item(values), "ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            body = {
+                "Item": dynamo.to_item(values),
+                "ConditionExpression": "version = :v",
+                "ExpressionAttributeValues": {":v": {"N": str(join.version)}},
+            }
+        self._add("payment", keys.payment(self.project, payment_intent), "Put", body)
 
     def mark_event(self, event_id: str, now: int) -> None:
         values = {"event_id": event_id, "project_id": self.project, "expires_at": now + EVENT_MARK_DAYS * 86_400}
-        item = {**keys.event_mark(self.project, event_id), **dynamo.to_item(values)}
         self._add(
-            "event", {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            "event",
+            keys.event_mark(self.project, event_id),
+            "Put",
+            {"Item": dynamo.to_item(values), "ConditionExpression": "attribute_not_exists(pk)"},
         )
 
     def commit(self) -> None:
         """Write everything or nothing; a failed condition becomes the domain error it means."""
+        self._flush_totals()
         if not self.items:
             return
         try:
@@ -274,6 +421,4 @@ class Transaction:
             }
             if "event" in failed:
                 raise DuplicateEvent() from None
-            if failed == {"ledger"}:
-                raise AlreadyBooked() from None
             raise StaleUpdate(",".join(sorted(failed)) or ",".join(reasons)) from None

@@ -191,6 +191,12 @@ class VisitorSaved:
     visitor: Visitor
     created: bool
     email_changed: bool  # an email was set that the visitor did not have (case aside)
+    emails_moved: tuple[str, ...] = ()  # email keys whose "identified first" may have changed
+
+    @property
+    def evidence_changed(self) -> bool:
+        """Rule 3: a new visitor or a moved email can change who owns pending revenue."""
+        return self.created or bool(self.emails_moved)
 
 
 @dataclass(frozen=True)

@@ -164,8 +164,10 @@ class VisitorService:
             except StaleUpdate:
                 logger.info("visitor update raced, retrying", attempt=attempt)
                 continue
-            # Rule 3 (later issue): when email_changed or created, re-attribute the pending revenue it matches.
-            return VisitorSaved(visitor, created=current is None, email_changed=move.joined is not None)
+            moved = tuple(entry[0] for entry in (move.left, move.joined) if entry is not None)
+            return VisitorSaved(
+                visitor, created=current is None, email_changed=move.joined is not None, emails_moved=moved
+            )
         raise ServiceUnavailable("The visitor is being changed by other requests; retry.")
 
     def _index_writes(self, project_id: str, move: EmailMove) -> tuple[IndexWrite, ...]:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -27,6 +28,9 @@ from shared.integrations.connect import connect
 from shared.observability import logger
 from shared.revenue import keys
 from shared.settings import get_settings
+from shared.visitors.models import VisitorChanges
+from shared.visitors.service import VisitorService
+from shared.visitors.store import DynamoVisitorStore
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 from tests.revenue_checks import assert_invariant, ledger, scan
@@ -58,16 +62,10 @@ def connected(stripe_env: None, aws: AwsEnv, control: EmulatorControl, account: 
 
 
 def given_visitor(visitor_id: str, email: str | None = None, set_at: str = "2026-01-01T00:00:00.000000Z") -> None:
-    """A visitor as the visitor API stores it, identified with `email` at `set_at`."""
-    table = dynamo.client()
-    name = get_settings().revenue_table
-    profile = {**keys.visitor(PROJECT, visitor_id), **dynamo.to_item({"project_id": PROJECT, "visitor_id": visitor_id})}
-    if email:
-        email_key = email.strip().lower()
-        profile.update(dynamo.to_item({"email": email, "email_key": email_key, "email_set_at": set_at}))
-        head = {**keys.email_head(PROJECT, email_key), **dynamo.to_item({"visitor_id": visitor_id, "set_at": set_at})}
-        table.put_item(TableName=name, Item=head)
-    table.put_item(TableName=name, Item=profile)
+    """A visitor saved by the visitor service, identified with `email` at `set_at`."""
+    at = datetime.fromisoformat(set_at.replace("Z", "+00:00"))
+    service = VisitorService(DynamoVisitorStore.default(), clock=lambda: at)
+    service.save(PROJECT, visitor_id, VisitorChanges(email=email) if email else VisitorChanges())
 
 
 def event_of(client: stripe.StripeClient, event_type: str, object_id: str) -> bytes:
@@ -178,13 +176,6 @@ def test_the_timeline_gets_a_charge_succeeded_event(connected: Connected, aws: A
 def test_the_visitor_identified_first_wins(connected: Connected, aws: AwsEnv) -> None:
     given_visitor("first", "shared@example.com", set_at="2026-01-01T00:00:00.000000Z")
     given_visitor("second", "shared@example.com", set_at="2026-02-01T00:00:00.000000Z")  # head stays "first"
-    dynamo.client().put_item(
-        TableName=get_settings().revenue_table,
-        Item={
-            **keys.email_head(PROJECT, "shared@example.com"),
-            **dynamo.to_item({"visitor_id": "first", "set_at": "2026-01-01T00:00:00.000000Z"}),
-        },
-    )
     charge = pay(connected.client, 700, receipt_email="shared@example.com")
     deliver(event_of(connected.client, "charge.succeeded", charge), connected.webhook_secret)
     assert keys.totals_of(visitor_item("first")) == {"usd": 700}
@@ -203,7 +194,9 @@ def test_an_unmatched_charge_is_unattributed_with_its_hints(
     entry = ledger(aws.revenue_table, charge)
     assert entry is not None
     assert entry.get("visitor_id") is None
-    assert (entry["customer_id"], entry["emails"]) == (customer.id, ["stranger@example.com"])
+    assert entry["customer_id"] == customer.id
+    (root,) = [i for i in scan(aws.revenue_table) if i["sk"] == keys.LINK]
+    assert (root["email"], root.get("visitor_id")) == ("stranger@example.com", None)
     (totals,) = [i for i in scan(aws.revenue_table) if i["sk"] == keys.TOTALS]
     assert keys.totals_of(totals) == {"jpy": 4200}
     # And the customer's email is remembered: the next charge needs no Stripe request

@@ -1,0 +1,33 @@
+"""Rule 3 from the visitor side: a visitor appearing or identifying can own pending revenue."""
+
+from __future__ import annotations
+
+from .. import secrets
+from ..stripe_api.lookups import fetch_customer
+from ..visitors.models import VisitorSaved
+from . import engine
+from .models import CustomerRecord
+
+
+def after_visitor_saved(project_id: str, saved: VisitorSaved) -> bool:
+    """Re-resolve the revenue that names this visitor or uses its emails; True if anything ran."""
+    if not saved.evidence_changed:
+        return False
+    engine.on_visitor_saved(
+        project_id, saved.visitor.visitor_id, saved.created, saved.emails_moved, _lazy_fetcher(project_id)
+    )
+    return True
+
+
+def _lazy_fetcher(project_id: str) -> engine.CustomerFetcher:
+    """Customers are fetched when their first charge is booked; a fetch here is rare, so the key is
+    read only if one is needed (and a disconnected project has nothing to fetch)."""
+
+    def fetch(customer_id: str) -> CustomerRecord:
+        try:
+            keys = secrets.load(project_id)
+        except secrets.SecretNotFound:
+            return CustomerRecord(customer_id, email="")
+        return fetch_customer(keys.api_key, customer_id)
+
+    return fetch
