@@ -37,12 +37,24 @@ def _session(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -
     )
 
 
+def _invoice_paid(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
+    return engine.on_invoice_paid(project, event, lookups.customer_fetcher(keys.api_key))
+
+
+def _subscription(project: str, event: dict[str, Any], keys: secrets.StripeSecrets) -> Outcome:
+    return engine.on_subscription(project, event, lookups.customer_fetcher(keys.api_key))
+
+
 HANDLERS: dict[str, Handler] = {
     "charge.succeeded": _charge,
     "charge.captured": _charge,
     "charge.refunded": _charge,
     "checkout.session.completed": _session,
     "checkout.session.async_payment_succeeded": _session,
+    "invoice.paid": _invoice_paid,
+    "customer.subscription.created": _subscription,
+    "customer.subscription.updated": _subscription,
+    "customer.subscription.deleted": _subscription,
 }
 
 

@@ -20,7 +20,9 @@ from ..settings import get_settings
 from . import keys, store
 from .errors import DuplicateEvent, StaleUpdate
 from .models import ChargeFacts, CustomerRecord, SessionFacts, email_key, visitor_hint
-from .resolve import Scope, paying_session, payment_emails, resolve
+from .placement import ContextEvent, Placed, owner_of, place, placed_from_item, refresh_plans
+from .plans import SubscriptionState, event_title, merge, state_from_event
+from .resolve import Scope, paying_session, payment_emails, resolve, session_visitor
 from .store import CustomerRoot, LedgerRecord, PaymentJoin, Transaction
 
 MAX_ATTEMPTS = 6
@@ -212,9 +214,94 @@ def _session_once(project: str, event: dict[str, Any], facts: SessionFacts, fetc
     scopes = {f"CUS#{facts.customer_id}"} if facts.customer_id else set()
     for record in store.revenue_items([keys.ledger(project, c) for c in paid]):
         scopes.add(scope_key(record.get("customer_id"), record["charge_id"]))
+    contexts = [(facts.customer_id, _checkout_context(facts))] if facts.customer_id else []
     return decide(
-        project, scopes, new_sessions=[facts], fetch_customer=fetch_customer, event_id=event["id"], at=facts.created
+        project,
+        scopes,
+        new_sessions=[facts],
+        contexts=contexts,
+        fetch_customer=fetch_customer,
+        event_id=event["id"],
+        at=facts.created,
     )
+
+
+# ---- context events and subscriptions ---------------------------------------------------------------------
+
+
+def on_invoice_paid(project: str, event: dict[str, Any], fetch_customer: CustomerFetcher) -> Outcome:
+    """invoice.paid: an "Invoice Paid" event (revenue 0) on the customer's visitor; money is on charges."""
+    invoice = event["data"]["object"]
+    customer = _id(invoice.get("customer"))
+    if not customer:
+        return Outcome("ignored")
+    paid_at = (invoice.get("status_transitions") or {}).get("paid_at") or event.get("created") or invoice["created"]
+    context = ContextEvent(
+        event_key=f"{invoice['id']}:paid",
+        at=int(paid_at),
+        type="Invoice Paid",
+        amount=invoice.get("amount_paid"),
+        currency=invoice.get("currency"),
+        stripe_object_id=invoice["id"],
+    )
+    return _retrying(
+        invoice["id"], lambda: _context_once(project, event, customer, [(customer, context)], [], fetch_customer)
+    )
+
+
+def on_subscription(project: str, event: dict[str, Any], fetch_customer: CustomerFetcher) -> Outcome:
+    """customer.subscription.*: the visitor's plan (newest state wins) and a timeline event."""
+    subscription = event["data"]["object"]
+    state = state_from_event(event["type"], subscription, event.get("created"))
+    if not state.customer_id:
+        return Outcome("ignored")
+    context = ContextEvent(
+        event_key=f"{state.subscription_id}:{event['type'].rsplit('.', 1)[1]}:{event.get('created')}",
+        at=int(event.get("created") or subscription["created"]),
+        type=event_title(event["type"]),
+        amount=state.amount,
+        currency=state.currency,
+        stripe_object_id=state.subscription_id,
+    )
+    customer = state.customer_id
+    return _retrying(
+        state.subscription_id,
+        lambda: _context_once(project, event, customer, [(customer, context)], [state], fetch_customer),
+    )
+
+
+def _context_once(
+    project: str,
+    event: dict[str, Any],
+    customer: str,
+    contexts: list[tuple[str, ContextEvent]],
+    subscriptions: list[SubscriptionState],
+    fetch_customer: CustomerFetcher,
+) -> Outcome:
+    settings = get_settings()
+    found = store.batch_get(
+        {
+            settings.revenue_table: [keys.event_mark(project, event["id"])],
+            settings.integrations_table: [{"project_id": {"S": project}}],
+        }
+    )
+    _check_integration(found[settings.integrations_table], event)
+    if found[settings.revenue_table]:
+        return Outcome("duplicate")
+    return decide(
+        project,
+        {f"CUS#{customer}"},
+        contexts=contexts,
+        subscriptions=subscriptions,
+        fetch_customer=fetch_customer,
+        event_id=event["id"],
+    )
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
 
 
 # ---- visitors -------------------------------------------------------------------------------------------
@@ -251,6 +338,8 @@ class _Loaded:
     heads: dict[str, str] = field(default_factory=dict)
     head_versions: dict[str, int | None] = field(default_factory=dict)
     fetched_now: set[str] = field(default_factory=set)
+    placed: dict[str, dict[str, Placed]] = field(default_factory=dict)  # customer -> sk -> context/subscription
+    plan_visitors: set[str] = field(default_factory=set)  # whose plan to recompute after the commit
 
 
 def decide(
@@ -260,6 +349,8 @@ def decide(
     new_charges: Iterable[ChargeFacts] = (),
     new_sessions: Iterable[SessionFacts] = (),
     customers: dict[str, CustomerRecord] | None = None,
+    contexts: Iterable[tuple[str, ContextEvent]] = (),
+    subscriptions: Iterable[SubscriptionState] = (),
     fetch_customer: CustomerFetcher,
     event_id: str | None = None,
     at: int | None = None,
@@ -267,7 +358,19 @@ def decide(
     """Load the scopes, merge new evidence, resolve, and write every change in one transaction."""
     charges = {c.id: c for c in new_charges}
     sessions = {s.id: s for s in new_sessions}
-    loaded = _load(project, scopes, charges, sessions, customers or {}, fetch_customer)
+    subscriptions = list(subscriptions)
+    loaded = _load(project, scopes, charges, sessions, customers or {}, fetch_customer, subscriptions)
+    for customer_id, context in contexts:
+        sk = keys.CONTEXT_PREFIX + context.event_key
+        loaded.placed.setdefault(customer_id, {}).setdefault(sk, Placed(context, None, stored=False))
+    for state in subscriptions:
+        if state.customer_id:
+            current = loaded.placed.setdefault(state.customer_id, {})
+            sk = keys.SUBSCRIPTION_PREFIX + state.subscription_id
+            before = current.get(sk)
+            merged = merge(before.value if before and isinstance(before.value, SubscriptionState) else None, state)
+            if before is None or merged != before.value:
+                current[sk] = Placed(merged, before.visitor_id if before else None, stored=False)
     tx = Transaction(project)
     outcome = Outcome("resolved")
     for key in sorted(scopes):
@@ -277,6 +380,8 @@ def decide(
     if event_id:
         tx.mark_event(event_id, int(time.time()))
     tx.commit()
+    if loaded.plan_visitors:
+        refresh_plans(project, loaded.plan_visitors)
     return outcome
 
 
@@ -287,8 +392,10 @@ def _load(
     new_sessions: dict[str, SessionFacts],
     given_customers: dict[str, CustomerRecord],
     fetch_customer: CustomerFetcher,
+    new_subscriptions: Iterable[SubscriptionState] = (),
 ) -> _Loaded:
     loaded = _Loaded()
+    new_subscriptions = list(new_subscriptions)
     charge_ids = {k.removeprefix("CH#") for k in scopes if k.startswith("CH#")}
     session_ids: set[str] = set()
     for key in scopes:
@@ -299,6 +406,11 @@ def _load(
         root_item = next((i for i in items if i["sk"] == keys.LINK), None)
         loaded.roots[customer] = store.customer_root(customer, root_item)
         loaded.members[customer] = {i["sk"] for i in items if i["sk"] != keys.LINK}
+        loaded.placed[customer] = {
+            i["sk"]: placed_from_item(i)
+            for i in items
+            if i["sk"].startswith((keys.CONTEXT_PREFIX, keys.SUBSCRIPTION_PREFIX))
+        }
         charge_ids |= {
             i["sk"].removeprefix(keys.CHARGE_MEMBER_PREFIX)
             for i in items
@@ -347,6 +459,11 @@ def _load(
     for root in loaded.roots.values():
         names |= {n for n in (root.record.meta_visitor,) if n}
         emails |= {e for e in (email_key(root.record.email),) if e}
+    for placed in loaded.placed.values():
+        for entry in placed.values():
+            if isinstance(entry.value, SubscriptionState) and entry.value.metadata_visitor_id:
+                names.add(entry.value.metadata_visitor_id)
+    names |= {s.metadata_visitor_id for s in new_subscriptions if s.metadata_visitor_id}
     found = store.revenue_items(
         [keys.visitor(project, n) for n in names] + [keys.email_head(project, e) for e in emails]
     )
@@ -434,6 +551,12 @@ def _decide_scope(
                 _move(tx, record, owner.visitor_id, owner.tier)
     if root is not None and _root_changed(root, loaded):
         _write_customer_refs(tx, project, root)
+    if root is not None:
+        known = frozenset(loaded.known)
+        for placed in loaded.placed.get(root.record.customer_id, {}).values():
+            target = owner_of(placed.value, root.record, resolution.link, loaded.sessions, known, loaded.heads)
+            if target != placed.visitor_id or not placed.stored:
+                loaded.plan_visitors |= place(tx, project, root.record.customer_id, placed, target)
     return outcome
 
 
@@ -443,7 +566,8 @@ def _root_changed(root: CustomerRoot, loaded: _Loaded) -> bool:
 
 
 def _scope_emails(scope: Scope, sessions: list[SessionFacts]) -> set[str]:
-    emails: set[str] = set()
+    """The emails the decision went by: each payment's, and the customer's (placements use it)."""
+    emails = {e for e in (email_key(scope.customer.email if scope.customer else None),) if e}
     for charge in scope.charges.values():
         emails |= set(payment_emails(charge, paying_session(charge, sessions), scope.customer))
     return emails
@@ -507,11 +631,28 @@ def _write_new_session(tx: Transaction, project: str, session: SessionFacts, loa
         tx.put_plain(
             "member", keys.customer_session(project, session.customer_id, session.id), {"session_id": session.id}
         )
+    else:  # no customer to follow: its own evidence, else its email, decides where it shows
+        key = email_key(session.email)
+        visitor = session_visitor(session, frozenset(loaded.known)) or (loaded.heads.get(key) if key else None)
+        if visitor:
+            tx.put_timeline(visitor, _checkout_context(session).timeline())
     for scope in scopes:
         if email := email_key(session.email):
             tx.put_plain("ref", keys.email_ref(project, email, scope), {"scope": scope})
         for name in {n for n in (session.meta_visitor, session.client_reference_id) if n}:
             tx.put_plain("ref", keys.visitor_ref(project, name, scope), {"scope": scope})
+
+
+def _checkout_context(session: SessionFacts) -> ContextEvent:
+    return ContextEvent(
+        event_key=f"{session.id}:completed",
+        at=session.created,
+        type="Checkout Completed",
+        amount=session.amount_total,
+        currency=session.currency,
+        stripe_object_id=session.id,
+        session_id=session.id,
+    )
 
 
 def _write_customer_refs(tx: Transaction, project: str, root: CustomerRoot) -> None:

@@ -73,6 +73,24 @@ def customer_session(project: str, customer_id: str, session_id: str) -> dict[st
     return _key(customer_pk(project, customer_id), f"{SESSION_MEMBER_PREFIX}{session_id}")
 
 
+CONTEXT_PREFIX = "X#"  # a context event (Checkout Completed, Invoice Paid, Subscription ...) of the customer
+SUBSCRIPTION_PREFIX = "SUB#"
+
+
+def customer_context(project: str, customer_id: str, event_key: str) -> dict[str, Any]:
+    return _key(customer_pk(project, customer_id), f"{CONTEXT_PREFIX}{event_key}")
+
+
+def customer_subscription(project: str, customer_id: str, subscription_id: str) -> dict[str, Any]:
+    """The newest known state of a subscription, and the visitor it is placed on."""
+    return _key(customer_pk(project, customer_id), f"{SUBSCRIPTION_PREFIX}{subscription_id}")
+
+
+def visitor_subscription(project: str, visitor_id: str, subscription_id: str) -> dict[str, Any]:
+    """A visitor's copy of a subscription state: the visitor's plan is chosen among these."""
+    return _key(visitor_pk(project, visitor_id), f"{SUBSCRIPTION_PREFIX}{subscription_id}")
+
+
 SESSION = "SESSION"
 PAYMENT = "PI"
 REF_PREFIX = "R#"

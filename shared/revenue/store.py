@@ -342,6 +342,9 @@ class Transaction:
     def delete_timeline(self, visitor_id: str, at: int, event_id: str) -> None:
         self._add("timeline", keys.timeline_event(self.project, visitor_id, at, event_id), "Delete", {})
 
+    def delete_item(self, label: str, key: dict[str, Any]) -> None:
+        self._add(label, key, "Delete", {})
+
     # -- evidence ----------------------------------------------------------------------------------
 
     def put_plain(self, label: str, key: dict[str, Any], values: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Property tests of the attribution engine over moto: order independence (domain rule 3)."""
