@@ -7,7 +7,7 @@ STRIPE_EMULATOR_PORT ?= 12111
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test run emulator bench bench-emulator clean
+.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ emulator: $(STAMP) ## The Stripe emulator alone on 127.0.0.1:$STRIPE_EMULATOR_PO
 bench-emulator: $(STAMP) ## Seed 100,000 charges and list them all (pages of 100, customers expanded)
 	$(BIN)/python -m bench.emulator
 
-bench: bench-emulator ## Every benchmark
+bench-webhook: $(STAMP) ## DynamoDB and Stripe requests per webhook event type (the request budget)
+	$(BIN)/python -m bench.webhook_budget
+
+bench: bench-emulator bench-webhook ## Every benchmark
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

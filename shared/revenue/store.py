@@ -212,16 +212,19 @@ class Transaction:
             if operation == "ConditionCheck":
                 return
             if "ConditionCheck" in self.items[index]:  # a write supersedes a mere check
-                self.items[index] = {operation: {"TableName": self.table, "Key": key, **body}}
+                self.items[index] = self._operation(operation, key, body)
                 self.labels[index] = label
                 return
             raise ValueError(f"two writes to one item in a transaction: {label}")
         self._keys[identity] = len(self.items)
         self.labels.append(label)
+        self.items.append(self._operation(operation, key, body))
+
+    def _operation(self, operation: str, key: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         if operation == "Put":
-            self.items.append({"Put": {"TableName": self.table, "Item": {**key, **body.pop("Item")}, **body}})
-        else:
-            self.items.append({operation: {"TableName": self.table, "Key": key, **body}})
+            rest = {k: v for k, v in body.items() if k != "Item"}
+            return {"Put": {"TableName": self.table, "Item": {**key, **body["Item"]}, **rest}}
+        return {operation: {"TableName": self.table, "Key": key, **body}}
 
     # -- conditions on what a decision read ------------------------------------------------------
 
