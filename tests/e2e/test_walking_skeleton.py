@@ -6,76 +6,13 @@ Stripe's API, let the emulator deliver its signed webhooks to the stack, and rea
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import stripe
 
-from local.net import free_port
-from local.stack.auth import issue_token
-from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
+from local.stripe_emulator.control_client import EmulatorAccount
 from shared.stripe_api.events import PROCESSED_EVENT_TYPES
-
-JWT_SECRET = "e2e-secret-of-at-least-thirty-two-bytes"
-
-
-@dataclass
-class Stack:
-    base_url: str
-    control: EmulatorControl
-
-    def call(self, method: str, path: str, body: Any = None, project: str | None = None) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if project:
-            headers["Authorization"] = f"Bearer {issue_token([project], JWT_SECRET)}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    port, stripe_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "STRIPE_EMULATOR_PORT": str(stripe_port),
-        "LOCAL_JWT_SECRET": JWT_SECRET,
-    }
-    env.pop("STRIPE_API_BASE", None)
-    env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local stack did not become healthy")
-            time.sleep(0.2)
-        yield Stack(base_url, EmulatorControl(f"http://127.0.0.1:{stripe_port}"))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+from tests.e2e.conftest import Stack
 
 
 def connect(stack: Stack, project: str) -> tuple[EmulatorAccount, stripe.StripeClient, dict[str, Any]]:
