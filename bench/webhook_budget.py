@@ -20,18 +20,18 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ripples-bench")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "RipplesBench")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
-import boto3  # noqa: E402
-import stripe  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+import stripe
+from moto import mock_aws
 
-from local.moto_patches import patch_moto_transactions  # noqa: E402
-from local.stack.functions import merged_environment, read_functions  # noqa: E402
-from local.stack.resources import create_resources  # noqa: E402
-from local.stack.runner import local_parameters  # noqa: E402
-from local.stack.template import Template, load_template  # noqa: E402
-from local.stripe_emulator.control_client import EmulatorControl  # noqa: E402
-from local.stripe_emulator.server import start  # noqa: E402
-from local.stripe_emulator.webhooks import sign  # noqa: E402
+from local.moto_patches import patch_moto_transactions
+from local.stack.functions import merged_environment, read_functions
+from local.stack.resources import create_resources
+from local.stack.runner import local_parameters
+from local.stack.template import Template, load_template
+from local.stripe_emulator.control_client import EmulatorControl
+from local.stripe_emulator.server import start
+from local.stripe_emulator.webhooks import sign
 
 PROJECT = "bench"
 
@@ -182,9 +182,8 @@ def main() -> None:
         detail = ", ".join(f"{k} {v}" for k, v in sorted(ddb.items()))
         if stripe_calls:
             detail += "; " + ", ".join(f"{k} {v}" for k, v in sorted(stripe_calls.items()))
-        print(
-            f"{label:44} {event_type:34} {sum(ddb.values()):>4} {sum(stripe_calls.values()):>6} {elapsed:>7.1f}  {detail}"
-        )
+        counts = f"{sum(ddb.values()):>4} {sum(stripe_calls.values()):>6}"
+        print(f"{label:44} {event_type:34} {counts} {elapsed:>7.1f}  {detail}")
     warm = next(r for r in rows if r[0] == "charge of a linked customer (warm)")
     assert sum(warm[2].values()) <= 4, "a linked customer's charge must cost at most 4 DynamoDB requests"
     assert not warm[3], "a linked customer's charge must need no Stripe request"

@@ -599,8 +599,11 @@ def _write_new_charge(
         tx.join_payment(facts.payment_intent, join, session=None, charge=facts.id)
     for email in payment_emails(facts, session, customer):
         tx.put_plain("ref", keys.email_ref(project, email, scope), {"scope": scope})
-    if facts.meta_visitor:
-        tx.put_plain("ref", keys.visitor_ref(project, facts.meta_visitor, scope), {"scope": scope})
+    # Visitor ids that name this payment (its own, its session's) may be unknown yet: when such a
+    # visitor appears, this scope is decided again.
+    names = {facts.meta_visitor, session.meta_visitor, session.client_reference_id} if session else {facts.meta_visitor}
+    for name in sorted(n for n in names if n):
+        tx.put_plain("ref", keys.visitor_ref(project, name, scope), {"scope": scope})
 
 
 def _write_new_session(tx: Transaction, project: str, session: SessionFacts, loaded: _Loaded) -> None:
