@@ -53,7 +53,14 @@ class ChargeSpec:
     meta_visitor: str | None = None
     billing_email: str | None = None
     receipt_email: str | None = None
-    refunds: tuple[int, ...] = ()  # cumulative amount_refunded of each charge.refunded event
+    refunds: tuple[int, ...] = ()  # cumulative refunds of each charge.refunded event
+    captured: int | None = None  # manual capture (charge.captured) of this amount; None: captured at once
+    expand_customer: bool = False  # events carry the customer expanded (as backfill pages list them)
+
+    @property
+    def booked(self) -> int:
+        """What rule 1 books: amount_captured."""
+        return self.amount if self.captured is None else self.captured
 
     @property
     def refunded(self) -> int:
@@ -117,7 +124,9 @@ def worlds(draw: st.DrawFn) -> World:
     for i in range(1, draw(st.integers(1, 4)) + 1):
         currency = draw(st.sampled_from(("usd", "jpy")))
         amount = draw(st.integers(2, 10_000))
-        partial = draw(st.integers(1, amount - 1))
+        captured = draw(st.none() | st.none() | st.none() | st.integers(2, amount))
+        booked = amount if captured is None else captured
+        partial = draw(st.integers(1, booked - 1))
         charges.append(
             ChargeSpec(
                 id=f"ch_{i}",
@@ -129,7 +138,9 @@ def worlds(draw: st.DrawFn) -> World:
                 meta_visitor=draw(st.none() | names),
                 billing_email=draw(stripe_emails),
                 receipt_email=draw(st.none() | stripe_emails),
-                refunds=draw(st.sampled_from(((), (partial,), (amount,), (partial, amount)))),
+                refunds=draw(st.sampled_from(((), (partial,), (booked,), (partial, booked)))),
+                captured=captured,
+                expand_customer=draw(st.booleans()),
             )
         )
 
@@ -159,20 +170,28 @@ def worlds(draw: st.DrawFn) -> World:
 # ---- Stripe objects and the input stream -------------------------------------------------------------
 
 
-def charge_object(charge: ChargeSpec, amount_refunded: int) -> dict[str, Any]:
+def charge_object(charge: ChargeSpec, refunded: int, world: World, *, captured: bool = True) -> dict[str, Any]:
+    """The charge as an event carries it: `refunded` is its cumulative refunds proper; a partial
+    capture's released remainder shows in amount_refunded too, as Stripe reports it."""
+    released = charge.amount - charge.booked if captured else 0
+    customer: str | dict[str, Any] | None = charge.customer
+    spec = world.customer(charge.customer)
+    if charge.expand_customer and spec is not None:
+        metadata = {"ripples_visitor_id": spec.meta_visitor} if spec.meta_visitor else {}
+        customer = build("customer", id=spec.id, email=spec.email, metadata=metadata, livemode=False)
     obj = build(
         "charge",
         id=charge.id,
         created=charge.created,
         amount=charge.amount,
-        amount_captured=charge.amount,
-        amount_refunded=amount_refunded,
-        refunded=amount_refunded == charge.amount,
-        captured=True,
+        amount_captured=charge.booked if captured else 0,
+        amount_refunded=released + refunded,
+        refunded=released + refunded == charge.amount,
+        captured=captured,
         paid=True,
         status="succeeded",
         currency=charge.currency,
-        customer=charge.customer,
+        customer=customer,
         payment_intent=charge.payment_intent,
         metadata={"ripples_visitor_id": charge.meta_visitor} if charge.meta_visitor else {},
         receipt_email=charge.receipt_email,
@@ -183,8 +202,10 @@ def charge_object(charge: ChargeSpec, amount_refunded: int) -> dict[str, Any]:
 
 
 def session_object(session: SessionSpec, world: World) -> dict[str, Any]:
-    paid = next((c for c in world.charges if session.payment_intent and c.payment_intent == session.payment_intent), None)
-    details = None
+    paid = next(
+        (c for c in world.charges if session.payment_intent and c.payment_intent == session.payment_intent), None
+    )
+    details: dict[str, Any] | None = None
     if session.email:
         details = {"address": None, "email": session.email, "name": None, "phone": None, "tax_exempt": "none"}
         details["tax_ids"] = []
@@ -220,17 +241,26 @@ def event(event_id: str, event_type: str, created: int, obj: dict[str, Any]) -> 
     }
 
 
-@dataclass(frozen=True, eq=False)
 class Input:
-    """One thing the engine receives: a Stripe event, or a visitor PUT (optionally with its email)."""
+    """One thing the engine receives: a Stripe event, or a visitor PUT (optionally with its email).
 
-    label: str
-    at: int
-    stripe_event: dict[str, Any] | None = None
-    visitor: VisitorSpec | None = None
-    identify: bool = False  # a visitor PUT: with the visitor's email (else: no fields)
+    A plain class, so that hypothesis shows a failing order as its labels."""
 
-    def __repr__(self) -> str:  # what hypothesis prints for a failing order
+    def __init__(
+        self,
+        label: str,
+        at: int,
+        stripe_event: dict[str, Any] | None = None,
+        visitor: VisitorSpec | None = None,
+        identify: bool = False,  # a visitor PUT: with the visitor's email (else: no fields)
+    ) -> None:
+        self.label = label
+        self.at = at
+        self.stripe_event = stripe_event
+        self.visitor = visitor
+        self.identify = identify
+
+    def __repr__(self) -> str:
         return self.label
 
 
@@ -242,11 +272,18 @@ def stream(world: World) -> list[Input]:
             inputs.append(Input(f"PUT {v.id}", v.identified_at - 3600, visitor=v))
         inputs.append(Input(f"PUT {v.id} email={v.email}", v.identified_at, visitor=v, identify=True))
     for c in world.charges:
-        obj = charge_object(c, 0)
-        inputs.append(Input(f"charge.succeeded {c.id}", c.created, event(f"evt_{c.id}_ok", "charge.succeeded", c.created, obj)))
+        manual = c.captured is not None
+        succeeded = event(
+            f"evt_{c.id}_ok", "charge.succeeded", c.created, charge_object(c, 0, world, captured=not manual)
+        )
+        inputs.append(Input(f"charge.succeeded {c.id}" + (" (uncaptured)" if manual else ""), c.created, succeeded))
+        if manual:
+            at = c.created + 1800
+            captured = event(f"evt_{c.id}_cap", "charge.captured", at, charge_object(c, 0, world))
+            inputs.append(Input(f"charge.captured {c.id} ({c.captured} of {c.amount})", at, captured))
         for k, cumulative in enumerate(c.refunds, start=1):
             at = c.created + k * 3600
-            refunded = event(f"evt_{c.id}_rf{k}", "charge.refunded", at, charge_object(c, cumulative))
+            refunded = event(f"evt_{c.id}_rf{k}", "charge.refunded", at, charge_object(c, cumulative, world))
             inputs.append(Input(f"charge.refunded {c.id} ({cumulative})", at, refunded))
     for s in world.sessions:
         completed = event(f"evt_{s.id}_done", "checkout.session.completed", s.created, session_object(s, world))
@@ -296,7 +333,12 @@ def expected(world: World) -> Expected:
             c.meta_visitor,
             customer.meta_visitor if customer else None,
         )
-        emails = (customer.email if customer else None, c.billing_email, c.receipt_email, session.email if session else None)
+        emails = (
+            customer.email if customer else None,
+            c.billing_email,
+            c.receipt_email,
+            session.email if session else None,
+        )
         by_email = next((heads[k] for k in map(email_key, emails) if k and k in heads), None)
         own[c.id] = (tier1, 1) if tier1 else (by_email, 2) if by_email else (None, None)
 
