@@ -524,6 +524,13 @@ def _decide_scope(
     if root is not None:
         if resolution.link != root.link or _root_changed(root, loaded):
             tx.update_customer(root, resolution.link)
+            old = root.link.visitor_id if root.link else None
+            new = resolution.link.visitor_id if resolution.link else None
+            if old != new:
+                if old:
+                    tx.link_customer(old, root.record.customer_id, linked=False)
+                if new:
+                    tx.link_customer(new, root.record.customer_id, linked=True)
         else:
             tx.expect_version("customer", keys.customer_link(project, root.record.customer_id), root.version)
 
@@ -589,7 +596,7 @@ def _write_new_charge(
 ) -> None:
     facts = record.facts
     tx.put_ledger(record)
-    tx.add_total(record.visitor_id, facts.currency, record.net, facts.customer_id)
+    tx.add_total(record.visitor_id, facts.currency, record.net)
     if record.visitor_id:
         for event in _charge_events(record):
             tx.put_timeline(record.visitor_id, event)
@@ -673,7 +680,7 @@ def _move(tx: Transaction, record: LedgerRecord, visitor_id: str | None, tier: i
     currency = record.facts.currency
     if record.visitor_id != visitor_id:
         tx.add_total(record.visitor_id, currency, -record.net)
-        tx.add_total(visitor_id, currency, record.net, record.facts.customer_id)
+        tx.add_total(visitor_id, currency, record.net)
         if record.visitor_id:
             for event in _charge_events(record):
                 tx.delete_timeline(record.visitor_id, event["at"], event["event_id"])

@@ -187,6 +187,13 @@ def iso(epoch: int) -> str:
 # ---- the transaction -----------------------------------------------------------------------------
 
 
+@dataclass
+class _OwnerChange:
+    amounts: dict[str, int] = field(default_factory=dict)
+    linked: set[str] = field(default_factory=set)
+    unlinked: set[str] = field(default_factory=set)
+
+
 class Transaction:
     """TransactWriteItems built item by item; each item's label says what a cancellation means.
 
@@ -200,7 +207,7 @@ class Transaction:
         self.items: list[dict[str, Any]] = []
         self.labels: list[str] = []
         self._keys: dict[str, int] = {}
-        self._totals: dict[str | None, tuple[dict[str, int], set[str]]] = {}
+        self._totals: dict[str | None, _OwnerChange] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -292,34 +299,46 @@ class Transaction:
 
     # -- totals ------------------------------------------------------------------------------------
 
-    def add_total(self, visitor_id: str | None, currency: str, amount: int, customer_id: str | None = None) -> None:
+    def add_total(self, visitor_id: str | None, currency: str, amount: int) -> None:
         """Move an owner's total (None: the unattributed total); summed per owner until commit."""
-        owner = self._totals.setdefault(visitor_id, ({}, set()))
-        owner[0][currency] = owner[0].get(currency, 0) + amount
-        if customer_id and visitor_id is not None:
-            owner[1].add(customer_id)
+        amounts = self._owner(visitor_id).amounts
+        amounts[currency] = amounts.get(currency, 0) + amount
+
+    def link_customer(self, visitor_id: str, customer_id: str, linked: bool) -> None:
+        """A visitor's `stripe_customer_ids` are the customers linked to it (rule 2's memory)."""
+        owner = self._owner(visitor_id)
+        (owner.linked if linked else owner.unlinked).add(customer_id)
+
+    def _owner(self, visitor_id: str | None) -> _OwnerChange:
+        if visitor_id not in self._totals:
+            self._totals[visitor_id] = _OwnerChange()
+        return self._totals[visitor_id]
 
     def _flush_totals(self) -> None:
         """One update per owner item, every currency at once (a visitor must exist)."""
-        for visitor_id, (amounts, customers) in self._totals.items():
-            changes = {currency: amount for currency, amount in amounts.items() if amount}
-            if not changes and not customers:
+        for visitor_id, change in self._totals.items():
+            amounts = {currency: amount for currency, amount in change.amounts.items() if amount}
+            if not amounts and not change.linked and not change.unlinked:
                 continue
-            names = {f"#r{i}": keys.REVENUE_PREFIX + c for i, c in enumerate(changes)}
-            values: dict[str, Any] = {f":a{i}": {"N": str(a)} for i, a in enumerate(changes.values())}
-            adds = [f"#r{i} :a{i}" for i in range(len(changes))]
-            if customers:
-                adds.append("stripe_customer_ids :customers")
-                values[":customers"] = {"SS": sorted(customers)}
+            names = {f"#r{i}": keys.REVENUE_PREFIX + c for i, c in enumerate(amounts)}
+            values: dict[str, Any] = {f":a{i}": {"N": str(a)} for i, a in enumerate(amounts.values())}
+            adds = [f"#r{i} :a{i}" for i in range(len(amounts))]
+            if change.linked:
+                adds.append("stripe_customer_ids :linked")
+                values[":linked"] = {"SS": sorted(change.linked)}
+            update = "ADD " + ", ".join(adds) if adds else ""
+            if change.unlinked:
+                update += " DELETE stripe_customer_ids :unlinked"
+                values[":unlinked"] = {"SS": sorted(change.unlinked)}
             body: dict[str, Any] = {"ExpressionAttributeValues": values}
             if names:
                 body["ExpressionAttributeNames"] = names
             if visitor_id is None:
                 values[":project"] = {"S": self.project}
-                body["UpdateExpression"] = "SET project_id = :project ADD " + ", ".join(adds)
+                body["UpdateExpression"] = "SET project_id = :project " + update
                 self._add("unattributed", keys.unattributed(self.project), "Update", body)
             else:
-                body["UpdateExpression"] = "ADD " + ", ".join(adds)
+                body["UpdateExpression"] = update.strip()
                 body["ConditionExpression"] = "attribute_exists(pk)"
                 self._add("visitor", keys.visitor(self.project, visitor_id), "Update", body)
         self._totals = {}

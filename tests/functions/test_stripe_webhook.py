@@ -150,7 +150,12 @@ def test_email_then_customer_link_attributes_charges(
     # When a second charge of the same customer arrives
     control.reset_stats(connected.account.id)
     dynamodb_calls.clear()
-    second = pay(connected.client, 1500, customer.id)
+    # a minute later: within one second, charges are ordered by their random ids (rule 2's tie-break)
+    control.advance_clock(60)
+    try:
+        second = pay(connected.client, 1500, customer.id)
+    finally:
+        control.advance_clock(-60)
     control.reset_stats(connected.account.id)
     status, body = deliver(event_of(connected.client, "charge.succeeded", second), connected.webhook_secret)
     # Then it follows the link (tier 3) with no Stripe request and at most 4 DynamoDB requests

@@ -53,12 +53,6 @@ def test_a_guest_checkout_event_follows_its_visitor_created_later(stack: Stack) 
     assert checkout_events(replay.items()) == [("v2", "cs_1:completed")]  # ...its Checkout Completed does not
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Transaction.add_total only ever ADDs to a visitor's stripe_customer_ids: a visitor that owned "
-    "a customer's charge before they moved away keeps listing the customer, so the Visitor's "
-    "stripe_customer_ids depends on the order evidence arrived in",
-)
 def test_stripe_customer_ids_do_not_depend_on_order(stack: Stack) -> None:
     world = World(
         visitors=(VisitorSpec("v1", "ann@shop.test", T0), VisitorSpec("v2", "bob@shop.test", T0 + MINUTE)),
