@@ -137,6 +137,19 @@ def event_mark(project: str, event_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#EV#{event_id}", EVENT)
 
 
+LINKED_PREFIX = "lc_"  # one top-level attribute per customer linked to a visitor: lc_<customer id>
+
+
+def linked_customers_of(item: dict[str, Any]) -> tuple[str, ...]:
+    """The Stripe customers linked to a visitor (its `stripe_customer_ids`).
+
+    One attribute per customer rather than one set, so a decision can link one customer to a visitor
+    and unlink another in a single update (DynamoDB refuses ADD and DELETE on one set at once).
+    """
+    linked = {name.removeprefix(LINKED_PREFIX) for name in item if name.startswith(LINKED_PREFIX)}
+    return tuple(sorted(linked | set(item.get("stripe_customer_ids", ()))))
+
+
 def totals_of(item: dict[str, Any]) -> dict[str, int]:
     """The per-currency totals held in `rev_<currency>` attributes of a plain item."""
     return {

@@ -323,22 +323,30 @@ class Transaction:
             names = {f"#r{i}": keys.REVENUE_PREFIX + c for i, c in enumerate(amounts)}
             values: dict[str, Any] = {f":a{i}": {"N": str(a)} for i, a in enumerate(amounts.values())}
             adds = [f"#r{i} :a{i}" for i in range(len(amounts))]
-            if change.linked:
-                adds.append("stripe_customer_ids :linked")
-                values[":linked"] = {"SS": sorted(change.linked)}
-            update = "ADD " + ", ".join(adds) if adds else ""
-            if change.unlinked:
-                update += " DELETE stripe_customer_ids :unlinked"
-                values[":unlinked"] = {"SS": sorted(change.unlinked)}
-            body: dict[str, Any] = {"ExpressionAttributeValues": values}
+            sets, removes = [], []
+            for i, customer in enumerate(sorted(change.linked - change.unlinked)):
+                names[f"#l{i}"] = keys.LINKED_PREFIX + customer
+                sets.append(f"#l{i} = :linked")
+                values[":linked"] = {"BOOL": True}
+            for i, customer in enumerate(sorted(change.unlinked - change.linked)):
+                names[f"#u{i}"] = keys.LINKED_PREFIX + customer
+                removes.append(f"#u{i}")
+            if visitor_id is None:
+                sets.append("project_id = :project")
+                values[":project"] = {"S": self.project}
+            clauses = [
+                f"{verb} {', '.join(parts)}"
+                for verb, parts in (("SET", sets), ("ADD", adds), ("REMOVE", removes))
+                if parts
+            ]
+            body: dict[str, Any] = {"UpdateExpression": " ".join(clauses)}
+            if values:
+                body["ExpressionAttributeValues"] = values
             if names:
                 body["ExpressionAttributeNames"] = names
             if visitor_id is None:
-                values[":project"] = {"S": self.project}
-                body["UpdateExpression"] = "SET project_id = :project " + update
                 self._add("unattributed", keys.unattributed(self.project), "Update", body)
             else:
-                body["UpdateExpression"] = update.strip()
                 body["ConditionExpression"] = "attribute_exists(pk)"
                 self._add("visitor", keys.visitor(self.project, visitor_id), "Update", body)
         self._totals = {}

@@ -282,7 +282,7 @@ def _visitor(project_id: str, visitor_id: str, item: dict[str, Any]) -> Visitor:
         version=int(item["version"]) if "version" in item else None,
         lifetime_revenue=keys.totals_of(item),
         plan=plan if isinstance(plan, dict) else None,
-        stripe_customer_ids=tuple(sorted(item.get("stripe_customer_ids", ()))),
+        stripe_customer_ids=keys.linked_customers_of(item),
     )
 
 

@@ -146,7 +146,7 @@ def test_email_then_customer_link_attributes_charges(
     assert ledger(aws.revenue_table, first)["tier"] == 2  # type: ignore[index]
     visitor = visitor_item("v1")
     assert keys.totals_of(visitor) == {"usd": 2500}
-    assert visitor["stripe_customer_ids"] == {customer.id}
+    assert keys.linked_customers_of(visitor) == (customer.id,)
     # When a second charge of the same customer arrives
     control.reset_stats(connected.account.id)
     dynamodb_calls.clear()

@@ -1,6 +1,7 @@
-"""The nastiest orders of domain rule 3, spelled out: each is applied step by step over moto, the
-invariant (rule 4) checked after every step, the state in between asserted where it shows the move,
-and the end compared with the canonical order and with rule 2 on the whole world."""
+"""The nastiest orders of domain rule 3, spelled out. Each is applied step by step over moto; after
+every step `Replay` checks the invariant (rule 4), that each charge's timeline events are with its
+owner, and that the state is rule 2 on the evidence received so far. The state in between is asserted
+where it shows the move, and the end is compared with the canonical order's."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def inputs(world: World) -> dict[str, Input]:
 
 
 def finish(world: World, replay: Replay) -> Snapshot:
-    """The end state: the same as the canonical order's, and rule 2 on the whole world."""
+    """The end state, rule 2 on the whole world."""
     state = replay.snapshot()
     assert_rule_2(world, state)
     return state
@@ -165,6 +166,7 @@ def test_a_late_earlier_charge_changes_the_link_and_the_later_ones_follow_at_tie
     assert before.owner("ch_2") == ("v2", 2)  # established the link by its email
     assert before.owner("ch_3") == ("v2", 3)  # followed it
     assert before.links["cus_a"] == ("v2", 2, (T0 + 20 * MINUTE, "ch_2"))
+    assert before.customer_ids == {"v1": set(), "v2": {"cus_a"}}
 
     replay.apply(given["charge.succeeded ch_1"])  # earlier, and its email names v1
     state = finish(world, replay)
@@ -173,6 +175,7 @@ def test_a_late_earlier_charge_changes_the_link_and_the_later_ones_follow_at_tie
     assert state.owner("ch_2") == ("v1", 3)  # its own email match loses to the customer's link
     assert state.owner("ch_3") == ("v1", 3)
     assert state.totals == {"v1": {"usd": 250, "jpy": 300}, "v2": {}}  # refunds moved with ch_2
+    assert state.customer_ids == {"v1": {"cus_a"}, "v2": set()}  # the customer moved with its link
     same_as_canonical(world, stack, state)
 
 

@@ -4,13 +4,13 @@ A world is everything one project will ever learn: its visitors (and the time ea
 email), Stripe customers, charges (with their refunds) and completed Checkout Sessions. `stream` turns
 it into the inputs the engine receives (Stripe events and visitor PUTs), which tests then apply in
 any order, any number of times. `expected` is domain rule 2 evaluated on the whole world, written
-from docs/../domain.md directly (not from shared.revenue.resolve), so a result every order agrees on
-is also checked against the rule.
+from the design's domain rules directly (not from shared.revenue.resolve), so the result every order
+agrees on is also checked against the rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import strategies as st
@@ -99,6 +99,11 @@ def _spellings(email: str) -> st.SearchStrategy[str]:
 
 @st.composite
 def worlds(draw: st.DrawFn) -> World:
+    """1 project; 1-3 visitors (v1.., some sharing one of 2-3 emails, identified at distinct times);
+    1-2 customers; 1-4 charges (usd/jpy, refunds none/partial/full/partial-then-full, some captured
+    manually and partially, some with the customer expanded); 0-2 Checkout Sessions (paying a charge's
+    PaymentIntent, or trials paying nothing). Visitor ids named by Stripe may be unknown (v_ghost, or
+    v2/v3 in a world with fewer visitors); emails may differ in case and spaces, or match no visitor."""
     emails = EMAILS[: draw(st.integers(2, 3))]
     n_visitors = draw(st.integers(1, 3))
     minutes = draw(st.lists(st.integers(0, 40), min_size=n_visitors, max_size=n_visitors, unique=True))
@@ -208,7 +213,7 @@ def session_object(session: SessionSpec, world: World) -> dict[str, Any]:
     details: dict[str, Any] | None = None
     if session.email:
         details = {"address": None, "email": session.email, "name": None, "phone": None, "tax_exempt": "none"}
-        details["tax_ids"] = []
+        details |= {"tax_ids": []}
     trial = paid is None
     return build(
         "checkout.session",
@@ -253,12 +258,21 @@ class Input:
         stripe_event: dict[str, Any] | None = None,
         visitor: VisitorSpec | None = None,
         identify: bool = False,  # a visitor PUT: with the visitor's email (else: no fields)
+        *,
+        charge: ChargeSpec | None = None,  # a charge event: books it if captured, with `refunded`
+        captured: bool = True,
+        refunded: int = 0,
+        session: SessionSpec | None = None,
     ) -> None:
         self.label = label
         self.at = at
         self.stripe_event = stripe_event
         self.visitor = visitor
         self.identify = identify
+        self.charge = charge
+        self.captured = captured
+        self.refunded = refunded
+        self.session = session
 
     def __repr__(self) -> str:
         return self.label
@@ -276,19 +290,45 @@ def stream(world: World) -> list[Input]:
         succeeded = event(
             f"evt_{c.id}_ok", "charge.succeeded", c.created, charge_object(c, 0, world, captured=not manual)
         )
-        inputs.append(Input(f"charge.succeeded {c.id}" + (" (uncaptured)" if manual else ""), c.created, succeeded))
+        label = f"charge.succeeded {c.id}" + (" (uncaptured)" if manual else "")
+        inputs.append(Input(label, c.created, succeeded, charge=c, captured=not manual))
         if manual:
             at = c.created + 1800
             captured = event(f"evt_{c.id}_cap", "charge.captured", at, charge_object(c, 0, world))
-            inputs.append(Input(f"charge.captured {c.id} ({c.captured} of {c.amount})", at, captured))
+            inputs.append(Input(f"charge.captured {c.id} ({c.captured} of {c.amount})", at, captured, charge=c))
         for k, cumulative in enumerate(c.refunds, start=1):
             at = c.created + k * 3600
             refunded = event(f"evt_{c.id}_rf{k}", "charge.refunded", at, charge_object(c, cumulative, world))
-            inputs.append(Input(f"charge.refunded {c.id} ({cumulative})", at, refunded))
+            inputs.append(Input(f"charge.refunded {c.id} ({cumulative})", at, refunded, charge=c, refunded=cumulative))
     for s in world.sessions:
         completed = event(f"evt_{s.id}_done", "checkout.session.completed", s.created, session_object(s, world))
-        inputs.append(Input(f"checkout.session.completed {s.id}", s.created, completed))
+        inputs.append(Input(f"checkout.session.completed {s.id}", s.created, completed, session=s))
     return sorted(inputs, key=lambda i: (i.at, i.label))
+
+
+def received(world: World, applied: list[Input]) -> World:
+    """The part of the world the engine has received after `applied`: visitors created (identified if
+    their email's PUT came), charges booked (captured; refunds as the largest cumulative seen),
+    sessions completed. Rule 3: attribution is always rule 2 on this."""
+    visitors: dict[str, VisitorSpec] = {}
+    refunds: dict[str, int] = {}
+    for item in applied:
+        if item.visitor is not None:
+            spec = item.visitor
+            identified = item.identify or (spec.id in visitors and visitors[spec.id].email is not None)
+            visitors[spec.id] = replace(spec, email=spec.email if identified else None)
+        elif item.charge is not None and item.captured:
+            refunds[item.charge.id] = max(refunds.get(item.charge.id, 0), item.refunded)
+    charges = tuple(
+        replace(c, refunds=(refunds[c.id],) if refunds[c.id] else ()) for c in world.charges if c.id in refunds
+    )
+    sessions = {item.session.id for item in applied if item.session is not None}
+    return World(
+        tuple(visitors[v.id] for v in world.visitors if v.id in visitors),
+        world.customers,
+        charges,
+        tuple(s for s in world.sessions if s.id in sessions),
+    )
 
 
 # ---- domain rule 2 on the whole world --------------------------------------------------------------------
