@@ -1,5 +1,5 @@
-"""Engine bugs found while writing the property suite, as minimal examples: expected to fail until the
-engine is fixed (strict: the fix makes them pass, and must remove the mark)."""
+"""Engine bugs found while writing the property suite, as minimal examples. Those still open are marked
+xfail (strict: the fix makes them pass, and must remove the mark); fixed ones stay as regressions."""
 
 from __future__ import annotations
 
