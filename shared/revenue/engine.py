@@ -111,7 +111,6 @@ def _charge_once(
         customers={expanded.customer_id: expanded} if expanded else {},
         fetch_customer=fetch_customer,
         event_id=event["id"],
-        at=int(event.get("created") or facts.created),
     )
 
 
@@ -222,7 +221,6 @@ def _session_once(project: str, event: dict[str, Any], facts: SessionFacts, fetc
         contexts=contexts,
         fetch_customer=fetch_customer,
         event_id=event["id"],
-        at=facts.created,
     )
 
 
@@ -353,7 +351,6 @@ def decide(
     subscriptions: Iterable[SubscriptionState] = (),
     fetch_customer: CustomerFetcher,
     event_id: str | None = None,
-    at: int | None = None,
 ) -> Outcome:
     """Load the scopes, merge new evidence, resolve, and write every change in one transaction."""
     charges = {c.id: c for c in new_charges}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _CURRENCY = re.compile(r"[a-z]{3}")
@@ -86,23 +86,6 @@ class CustomerRecord:
     meta_visitor: str | None = None
     visitor_id: str | None = None  # the link
     tier: int | None = None
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    charge_id: str
-    created: int
-    currency: str
-    amount: int  # booked revenue: amount_captured
-    refunded: int  # refunds booked so far
-    visitor_id: str | None
-    tier: int | None
-    customer_id: str | None
-    emails: tuple[str, ...] = field(default=())
-
-    @property
-    def net(self) -> int:
-        return self.amount - self.refunded
 
 
 VISITOR_METADATA_KEY = "ripples_visitor_id"
