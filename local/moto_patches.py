@@ -1,27 +1,56 @@
 """Fixes to moto (5.2.5) for the local stack and the tests.
 
-``DynamoDBBackend.transact_write_items`` deep-copies every table a transaction touches, once per
-item of the transaction, so that it can roll back: a 100-item transaction costs ~20 ms on an empty
-table but ~9 s at 11,000 items and ~37 s at 20,000, where real DynamoDB stays flat.
+Isolation. Real DynamoDB serialises a transaction against every other write, and no read ever sees a
+partial transaction or the writes of one that was cancelled. moto does nothing of the kind: it
+applies a transaction item by item, in place, and undoes it by putting back saved copies. While
+``ThreadedMotoServer`` serves other requests on other threads (or threads share in-process
+``mock_aws``), a GetItem, BatchGetItem, Query or Scan can read a transaction half applied, or read
+a write that is then rolled back; and the rollback, restoring the copies it saved, silently undoes
+an UpdateItem committed in between (a lost update). ``patch_moto_transactions()`` therefore runs
+every DynamoDB operation under one process-wide re-entrant lock (``_LOCK``), at two levels:
 
-``patch_moto_transactions()`` replaces it, on the backend class (so in-process ``mock_aws`` and
-``ThreadedMotoServer`` alike), with a copy of moto's own loop that differs only in what it saves for
-the rollback: each touched item just before it is written, instead of whole tables. Everything else
-is moto's: the same order of work, the same helpers to evaluate conditions and to apply Put, Update
-and Delete, the same ValidationExceptions and the same CancellationReasons.
+* every public method of ``DynamoDBBackend`` (and of ``DynamoDBStreamsBackend``, which reads the
+  tables' stream records), so that each backend call is atomic against every other;
+* ``DynamoHandler.call_action``, so that a whole request is: BatchGetItem, BatchWriteItem and
+  TransactGetItems loop over the backend in moto's request handler, PutItem and UpdateItem read the
+  old item there for ReturnValues, and every handler turns the stored items (live objects, which
+  UpdateItem changes in place) into its response after the backend call has returned.
+
+So DynamoDB requests are served one at a time, which is stronger than AWS asks (BatchGetItem, Query
+and Scan are only read-committed per item there) and costs nothing that matters for a dev tool. The
+lock is re-entrant because backend methods call one another. A DynamoDB stream mapped to a Lambda
+function through moto's own event source mappings would invoke the function with the lock held;
+the local stack maps none.
+
+Cost. ``DynamoDBBackend.transact_write_items`` deep-copies every table a transaction touches, once
+per item of the transaction, so that it can roll back: a 100-item transaction costs ~20 ms on an
+empty table but ~9 s at 11,000 items and ~37 s at 20,000, where real DynamoDB stays flat.
+
+``patch_moto_transactions()`` replaces it with a copy of moto's own loop that differs only in what
+it saves for the rollback: each touched item just before it is written, instead of whole tables.
+Everything else is moto's: the same order of work, the same helpers to evaluate conditions and to
+apply Put, Update and Delete, the same ValidationExceptions and the same CancellationReasons.
 
 The loop checks each item's condition and then writes it, as moto does, rather than checking every
 condition before any write: moto finds some invalid requests only while writing (a malformed
 UpdateExpression raises ValidationException, an out-of-range number becomes a cancellation reason),
 and checking first would change the answer to such a request when a condition also fails. Each
 condition still sees the state from before the transaction, because no two items of a transaction
-may share a key (MultipleTransactionsException), and a cancelled transaction leaves no trace.
+may share a key (MultipleTransactionsException), and a cancelled transaction leaves no trace: the
+lock keeps anyone from seeing it meanwhile.
+
+Both patches go on the classes, so they serve in-process ``mock_aws`` and ``ThreadedMotoServer``
+alike; ``unpatch_moto_transactions()`` puts back exactly what moto had.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -35,13 +64,47 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
 __all__ = ["patch_moto_transactions", "unpatch_moto_transactions"]
 
 # A cancellation reason as moto's TransactionCanceledException takes it: (code, message, item).
 _Reason = tuple[str | None, str | None, dict[str, Any] | None]
 
-_ORIGINAL = DynamoDBBackend.__dict__["transact_write_items"]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# Held by every DynamoDB request and backend call while patched; re-entrant, as they nest.
+_LOCK = threading.RLock()
+
+
+def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The method, run under ``_LOCK``."""
+
+    @functools.wraps(method)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+def _backend_methods(cls: type) -> dict[tuple[type, str], Any]:
+    """The public methods the class itself defines (not static or class methods, not generators)."""
+    return {
+        (cls, name): value
+        for name, value in vars(cls).items()
+        if not name.startswith("_") and inspect.isfunction(value) and not inspect.isgeneratorfunction(value)
+    }
+
+
+# What moto has, as found at import, and what the patch puts in its place.
+_ORIGINALS: dict[tuple[type, str], Any] = {
+    **_backend_methods(DynamoDBBackend),
+    **_backend_methods(DynamoDBStreamsBackend),
+    (DynamoHandler, "call_action"): vars(DynamoHandler)["call_action"],
+}
 
 
 class _Undo:
@@ -75,18 +138,19 @@ class _Undo:
 def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
-    undo = _Undo()
-    seen: set[tuple[str, str]] = set()
-    try:
-        errors = [_write_item(self, item, seen, undo) for item in transact_items]
-    except BaseException:
-        # moto restored the tables on a ValidationException (but left the writes of a request it
-        # found to have an item with two operations): restore on any error that escapes.
-        undo.restore()
-        raise
-    if any(code is not None for code, _, _ in errors):
-        undo.restore()
-        raise TransactionCanceledException(errors)
+    with _LOCK:  # as every other patched method; taken here too, so that this one needs no wrapper
+        undo = _Undo()
+        seen: set[tuple[str, str]] = set()
+        try:
+            errors = [_write_item(self, item, seen, undo) for item in transact_items]
+        except BaseException:
+            # moto restored the tables on a ValidationException (but left the writes of a request it
+            # found to have an item with two operations): restore on any error that escapes.
+            undo.restore()
+            raise
+        if any(code is not None for code, _, _ in errors):
+            undo.restore()
+            raise TransactionCanceledException(errors)
 
 
 def _write_item(backend: DynamoDBBackend, item: dict[str, Any], seen: set[tuple[str, str]], undo: _Undo) -> _Reason:
@@ -164,11 +228,19 @@ def _write_item(backend: DynamoDBBackend, item: dict[str, Any], seen: set[tuple[
         return (type(e).__name__, str(e), original_item)
 
 
+_PATCHED: dict[tuple[type, str], Any] = {
+    **{key: _locked(method) for key, method in _ORIGINALS.items()},
+    (DynamoDBBackend, "transact_write_items"): _transact_write_items,
+}
+
+
 def patch_moto_transactions() -> None:
-    """Make moto's TransactWriteItems cost the items it touches, not the tables; applying it twice is harmless."""
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    """Serialise moto's DynamoDB and make its TransactWriteItems cost the items it touches; idempotent."""
+    for (cls, name), method in _PATCHED.items():
+        setattr(cls, name, method)
 
 
 def unpatch_moto_transactions() -> None:
-    """Put moto's own TransactWriteItems back."""
-    DynamoDBBackend.transact_write_items = _ORIGINAL  # type: ignore[method-assign]
+    """Put moto's own methods back, unlocked."""
+    for (cls, name), method in _ORIGINALS.items():
+        setattr(cls, name, method)

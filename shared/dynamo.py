@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore import exceptions as botocore_errors
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .errors import DuplicateEvent, ServiceUnavailable, StaleUpdate
 
 if TYPE_CHECKING:  # stubs are a development dependency
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,3 +52,50 @@ def _plain(value: Any) -> Any:
     if isinstance(value, set):
         return {_plain(v) for v in value}
     return value
+
+
+# Left after botocore's own retries: the caller answers 503 (and Stripe or the client retries).
+_THROTTLED = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+_RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
+
+@contextmanager
+def translate_errors(labels: list[str] | None = None) -> Iterator[None]:
+    """DynamoDB failures as the domain names them; anything else (a bug) propagates unchanged.
+
+    A failed condition or a conflicting transaction is `StaleUpdate` (read again, decide again);
+    with `labels` (one per TransactItems entry), a failed condition on the item labelled "event" is
+    `DuplicateEvent` instead. Throttling and unreachable DynamoDB are `ServiceUnavailable`.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            raise StaleUpdate("the item changed since it was read") from None
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if set(reasons) & _THROTTLED_REASONS:
+                raise ServiceUnavailable("The database is busy; retry.") from exc
+            failed = {label for label, r in zip(labels or [], reasons, strict=False) if r == "ConditionalCheckFailed"}
+            if "event" in failed:
+                raise DuplicateEvent() from None
+            if set(reasons) & _RACE_REASONS:
+                raise StaleUpdate(",".join(sorted(failed)) or ",".join(sorted(set(reasons)))) from None
+            raise
+        if code == "TransactionConflictException":
+            raise StaleUpdate("a concurrent transaction touched the same items") from None
+        if code in _THROTTLED:
+            raise ServiceUnavailable("The database is busy; retry.") from exc
+        raise
+    except (botocore_errors.ConnectionError, botocore_errors.ReadTimeoutError) as exc:
+        raise ServiceUnavailable("The database could not be reached; retry.") from exc

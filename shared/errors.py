@@ -70,6 +70,16 @@ class StripeUnavailable(ApiError):
     status, code = 502, "stripe_unavailable"
 
 
+class StaleUpdate(Exception):
+    """Something a write was decided from changed before it was written: read again, decide again.
+
+    Not an ApiError: the data layers raise it and their callers retry (a few times, then 503)."""
+
+
+class DuplicateEvent(Exception):
+    """The event was processed already (or is being processed by a concurrent delivery)."""
+
+
 class ServiceUnavailable(ApiError):
     """A transient failure of ours (throttling, a dependency down): 503 so callers retry."""
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from .errors import ServiceUnavailable
 from .settings import get_settings
 
 if TYPE_CHECKING:
@@ -68,6 +70,16 @@ def load(project_id: str, *, fresh: bool = False) -> StripeSecrets:
             force_fetch=fresh,
         )
     except GetParameterError as exc:
+        # Powertools wraps every failure: only a missing secret means "not connected"; throttling or
+        # an unreachable Secrets Manager is transient (503, so Stripe retries rather than gives up).
+        cause = exc.__cause__ or exc.__context__
+        if (
+            isinstance(cause, ClientError)
+            and cause.response.get("Error", {}).get("Code") != "ResourceNotFoundException"
+        ):
+            raise ServiceUnavailable("Secrets Manager is unavailable; retry.") from exc
+        if isinstance(cause, BotoCoreError):
+            raise ServiceUnavailable("Secrets Manager could not be reached; retry.") from exc
         raise SecretNotFound(project_id) from exc
     if not isinstance(value, dict):
         raise SecretNotFound(project_id)

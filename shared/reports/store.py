@@ -1,21 +1,16 @@
 """Report data access: ledger entries by Stripe `created` (GSI ByCreated) and owners' acquisition sources.
 
-Reads only. AWS failures after botocore's retries reach the resolver as ClientError (503); a batch
-read that DynamoDB keeps leaving unprocessed, or an unreachable endpoint, is `ServiceUnavailable`.
+Reads only. Throttling after botocore's retries, a batch read that DynamoDB keeps leaving
+unprocessed, or an unreachable endpoint, is `ServiceUnavailable` (503).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
 from .. import dynamo
-from ..errors import ServiceUnavailable
 from ..revenue import keys
-from ..revenue.errors import StaleUpdate
 from ..revenue.store import batch_get
 from ..settings import get_settings
 from .revenue import LedgerRow, Window
@@ -23,16 +18,6 @@ from .revenue import LedgerRow, Window
 # Items per Query page; None lets DynamoDB fill 1 MB pages. Tests set it small to exercise paging.
 QUERY_PAGE_LIMIT: int | None = None
 _LEDGER_ATTRIBUTES = ("charge_id", "created", "currency", "amount", "refunded", "visitor_id", "tier")
-
-
-@contextmanager
-def _unavailable_as_503() -> Iterator[None]:
-    try:
-        yield
-    except StaleUpdate:  # batch_get's "keys left unprocessed after retries": the table is throttling
-        raise ServiceUnavailable("The database is busy; retry.") from None
-    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-        raise ServiceUnavailable("The database could not be reached; retry.") from exc
 
 
 def ledger_query(project_id: str, window: Window) -> dict[str, Any]:
@@ -77,7 +62,7 @@ def ledger_rows(project_id: str, window: Window) -> Iterator[LedgerRow]:
         return
     query = ledger_query(project_id, window)
     while True:
-        with _unavailable_as_503():
+        with dynamo.translate_errors():
             page = dynamo.client().query(**query)
         for item in page.get("Items", []):
             yield ledger_row(dynamo.from_item(item))
@@ -108,7 +93,7 @@ def visitor_sources(project_id: str, visitor_ids: Iterable[str]) -> dict[str, st
     if not wanted:
         return sources
     table = get_settings().revenue_table
-    with _unavailable_as_503():
+    with dynamo.translate_errors():
         found = batch_get({table: [keys.visitor(project_id, v) for v in wanted]})
     prefix = keys.visitor_pk(project_id, "")
     for item in found[table]:

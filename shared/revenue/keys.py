@@ -86,11 +86,6 @@ def customer_subscription(project: str, customer_id: str, subscription_id: str) 
     return _key(customer_pk(project, customer_id), f"{SUBSCRIPTION_PREFIX}{subscription_id}")
 
 
-def visitor_subscription(project: str, visitor_id: str, subscription_id: str) -> dict[str, Any]:
-    """A visitor's copy of a subscription state: the visitor's plan is chosen among these."""
-    return _key(visitor_pk(project, visitor_id), f"{SUBSCRIPTION_PREFIX}{subscription_id}")
-
-
 SESSION = "SESSION"
 PAYMENT = "PI"
 REF_PREFIX = "R#"
@@ -137,6 +132,7 @@ def event_mark(project: str, event_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#EV#{event_id}", EVENT)
 
 
+SUBSCRIPTION_ATTR_PREFIX = "sub_"  # a visitor's copy of a subscription placed on it: sub_<subscription id>
 LINKED_PREFIX = "lc_"  # one top-level attribute per customer linked to a visitor: lc_<customer id>
 
 

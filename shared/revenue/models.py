@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..identity import VISITOR_METADATA_KEY, visitor_hint
+
 _CURRENCY = re.compile(r"[a-z]{3}")
 
 
@@ -88,22 +90,11 @@ class CustomerRecord:
     tier: int | None = None
 
 
-VISITOR_METADATA_KEY = "ripples_visitor_id"
-
-
 def _id_of(value: Any) -> str | None:
     """An object id whether the field holds the id or the expanded object."""
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
-
-
-def visitor_hint(value: Any) -> str | None:
-    """A visitor id named by metadata or client_reference_id, if it could be one (trimmed)."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value if 0 < len(value) <= 128 else None
 
 
 @dataclass(frozen=True)
@@ -143,11 +134,3 @@ class SessionFacts:
             amount_total=session.get("amount_total"),
             currency=session.get("currency"),
         )
-
-
-def email_key(email: str | None) -> str | None:
-    """Emails match trimmed and case-insensitively."""
-    if not email:
-        return None
-    key = email.strip().lower()
-    return key or None

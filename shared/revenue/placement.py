@@ -3,21 +3,21 @@
 Context events (Checkout Completed, Invoice Paid, Subscription Updated/Canceled) show their amount
 and add 0 to revenue; subscriptions set the visitor's plan. Both are kept in the customer's
 partition with the visitor they are placed on, so when the customer's link arrives or changes they
-move like the customer's charges do.
+move like the customer's charges do. Pure: placements are returned as intents.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .. import dynamo
-from ..settings import get_settings
-from . import keys, store
-from .models import CustomerRecord, SessionFacts, email_key
+from ..identity import email_key
+from .intents import PlaceContext, PlaceSubscription, SetPlan
+from .models import CustomerRecord, SessionFacts
 from .plans import SubscriptionState, visitor_plan
+from .records import Profile
 from .resolve import Link, session_visitor
-from .store import Transaction
+from .timeline import TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -30,17 +30,10 @@ class ContextEvent:
     stripe_object_id: str
     session_id: str | None = None  # Checkout Completed: its own tier-1 evidence comes first
 
-    def timeline(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_key,
-            "at": self.at,
-            "type": self.type,
-            "amount": self.amount,
-            "currency": self.currency,
-            "revenue": 0,
-            "stripe_object_id": self.stripe_object_id,
-            "tier": None,
-        }
+    def timeline(self) -> TimelineEntry:
+        return TimelineEntry(
+            self.event_key, self.at, self.type, self.amount, self.currency, 0, self.stripe_object_id, None
+        )
 
 
 @dataclass
@@ -53,7 +46,7 @@ class Placed:
 
 
 def placed_from_item(item: dict[str, Any]) -> Placed:
-    if item["sk"].startswith(keys.CONTEXT_PREFIX):
+    if "context" in item:
         return Placed(ContextEvent(**item["context"]), item.get("placed_visitor"), True)
     return Placed(SubscriptionState(**item["state"]), item.get("placed_visitor"), True)
 
@@ -83,46 +76,42 @@ def owner_of(
     return heads.get(key) if key else None
 
 
-def place(tx: Transaction, project: str, customer_id: str, placed: Placed, owner: str | None) -> set[str]:
-    """Write the item and its placement if either changed; return visitors whose plan may change."""
-    if placed.stored and placed.visitor_id == owner and isinstance(placed.value, ContextEvent):
-        return set()
+@dataclass
+class PlanChanges:
+    """Subscriptions leaving and joining visitors in one decision; the plans they make."""
+
+    changes: dict[str, dict[str, SubscriptionState | None]] = field(default_factory=dict)
+
+    def move(self, state: SubscriptionState, before: str | None, after: str | None) -> None:
+        if before and before != after:
+            self.changes.setdefault(before, {})[state.subscription_id] = None
+        if after:
+            self.changes.setdefault(after, {})[state.subscription_id] = state
+
+    def visitors(self) -> set[str]:
+        return set(self.changes)
+
+    def plans(self, profiles: dict[str, Profile]) -> list[SetPlan]:
+        """Each visitor's plan recomputed from its subscriptions as read plus these changes."""
+        intents = []
+        for visitor_id, changes in sorted(self.changes.items()):
+            profile = profiles[visitor_id]
+            subscriptions = {**profile.subscriptions, **changes}
+            chosen = visitor_plan(s for s in subscriptions.values() if s is not None)
+            intents.append(SetPlan(visitor_id, tuple(sorted(changes.items())), chosen, profile.plan_version))
+        return intents
+
+
+def place(
+    customer_id: str, placed: Placed, owner: str | None, plans: PlanChanges
+) -> PlaceContext | PlaceSubscription | None:
+    """The intent that (re)places a context event or subscription state, if anything changed."""
     value = placed.value
     if isinstance(value, ContextEvent):
-        if placed.visitor_id and placed.visitor_id != owner:
-            tx.delete_timeline(placed.visitor_id, value.at, value.event_key)
-        if owner:
-            tx.put_timeline(owner, value.timeline())
-        tx.put_plain(
-            "context",
-            keys.customer_context(project, customer_id, value.event_key),
-            {"context": asdict(value), "placed_visitor": owner},
+        if placed.stored and placed.visitor_id == owner:
+            return None
+        return PlaceContext(
+            customer_id, value.event_key, asdict(value), value.timeline(), placed.visitor_id, owner, placed.stored
         )
-        return set()
-    state = {"state": asdict(value), "placed_visitor": owner}
-    tx.put_plain("subscription", keys.customer_subscription(project, customer_id, value.subscription_id), state)
-    if placed.visitor_id and placed.visitor_id != owner:
-        tx.delete_item("subscription", keys.visitor_subscription(project, placed.visitor_id, value.subscription_id))
-    if owner:
-        tx.put_plain("subscription", keys.visitor_subscription(project, owner, value.subscription_id), state)
-    return {v for v in (placed.visitor_id, owner) if v}
-
-
-def refresh_plans(project: str, visitor_ids: set[str]) -> None:
-    """Recompute each visitor's plan from its subscriptions' states (after the move is committed)."""
-    table = get_settings().revenue_table
-    for visitor_id in sorted(visitor_ids):
-        items = store.query_partition(keys.visitor_pk(project, visitor_id))
-        states = [SubscriptionState(**i["state"]) for i in items if i["sk"].startswith(keys.SUBSCRIPTION_PREFIX)]
-        plan = visitor_plan(states)
-        update = "SET #plan = :plan" if plan else "REMOVE #plan"
-        kwargs: dict[str, Any] = {
-            "TableName": table,
-            "Key": keys.visitor(project, visitor_id),
-            "UpdateExpression": update,
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": {"#plan": "plan"},
-        }
-        if plan:
-            kwargs["ExpressionAttributeValues"] = {":plan": dynamo.to_item({"plan": plan})["plan"]}
-        dynamo.client().update_item(**kwargs)
+    plans.move(value, placed.visitor_id, owner)
+    return PlaceSubscription(customer_id, value, owner)

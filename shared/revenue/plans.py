@@ -32,8 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from ..identity import VISITOR_METADATA_KEY
+from ..isotime import iso_seconds
 
 EVENT_CREATED = "customer.subscription.created"
 EVENT_UPDATED = "customer.subscription.updated"
@@ -61,8 +63,6 @@ _LIFECYCLE = {
     "incomplete_expired": 6,
     "canceled": 7,
 }
-
-VISITOR_METADATA_KEY = "ripples_visitor_id"
 
 
 @dataclass(frozen=True)
@@ -240,6 +240,4 @@ def _int(value: Any) -> int | None:
 
 
 def _iso(epoch: Any) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if epoch is None else iso_seconds(epoch)

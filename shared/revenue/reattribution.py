@@ -5,17 +5,22 @@ from __future__ import annotations
 from .. import secrets
 from ..stripe_api.lookups import fetch_customer
 from ..visitors.models import VisitorSaved
+from ..visitors.store import DynamoVisitorStore
 from . import engine
 from .models import CustomerRecord
 
 
 def after_visitor_saved(project_id: str, saved: VisitorSaved) -> bool:
-    """Re-resolve the revenue that names this visitor or uses its emails; True if anything ran."""
-    if not saved.evidence_changed:
+    """Re-resolve the revenue that names this visitor or uses its emails; True if anything ran.
+
+    What to re-resolve was stored on the profile by the PUT itself (`pending`), so a PUT retried
+    after a crash or a 503 here runs it again; it is removed only once every decision committed."""
+    pending = saved.visitor.pending
+    if pending is None:
         return False
-    engine.on_visitor_saved(
-        project_id, saved.visitor.visitor_id, saved.created, saved.emails_moved, _lazy_fetcher(project_id)
-    )
+    visitor_id = saved.visitor.visitor_id
+    engine.on_visitor_saved(project_id, visitor_id, pending.created, pending.emails, _lazy_fetcher(project_id))
+    DynamoVisitorStore.default().clear_pending(project_id, visitor_id, pending.token)
     return True
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .models import UNATTRIBUTED, Attribution, ChargeFacts, CustomerRecord, SessionFacts, email_key
+from ..identity import email_key
+from .models import UNATTRIBUTED, Attribution, ChargeFacts, CustomerRecord, SessionFacts
 
 
 @dataclass

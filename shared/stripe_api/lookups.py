@@ -7,8 +7,9 @@ from collections.abc import Callable
 import stripe
 
 from ..errors import ServiceUnavailable
+from ..identity import VISITOR_METADATA_KEY, visitor_hint
 from ..observability import metrics
-from ..revenue.models import VISITOR_METADATA_KEY, CustomerRecord, visitor_hint
+from ..revenue.models import CustomerRecord
 from .client import stripe_client
 
 

@@ -60,16 +60,7 @@ def normalise_email(raw: str) -> str:
     return email
 
 
-def email_key(email: str) -> str:
-    """How emails are matched: trimmed and lower-cased."""
-    return email.strip().lower()
-
-
 # ---- domain ------------------------------------------------------------------------------------
-
-
-class StaleUpdate(Exception):
-    """What a PUT was decided from changed before it was written: read again and decide again."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +92,22 @@ class Visitor:
     lifetime_revenue: Mapping[str, int] = field(default_factory=dict)
     plan: Mapping[str, Any] | None = None
     stripe_customer_ids: tuple[str, ...] = ()
+    pending: Reattribution | None = None  # re-attribution a PUT started and that has not finished
+
+
+@dataclass(frozen=True)
+class Reattribution:
+    """What a PUT asks to be re-attributed (rule 3), kept on the profile in the PUT's own write until
+    it has run: a crash or a 503 between the two leaves it there, and the client's retry of the PUT
+    finishes it. Later PUTs add to it; `token` (the profile version that last added) lets the one
+    that ran it remove it only if nothing was added meanwhile."""
+
+    token: int
+    created: bool  # the visitor appeared: scopes naming its id
+    emails: tuple[str, ...]  # email keys whose "identified first" may have changed
+
+    def merged(self, token: int, created: bool, emails: tuple[str, ...]) -> Reattribution:
+        return Reattribution(token, self.created or created, tuple(sorted({*self.emails, *emails})))
 
 
 class _Unset(Enum):
@@ -184,6 +191,7 @@ class VisitorWrite:
     fields: frozenset[str]  # PROFILE_FIELDS to write (a None value removes); others stay untouched
     expected_version: int | None  # the profile's version as read (None: no PUT before)
     index: tuple[IndexWrite, ...] = ()
+    pending_changed: bool = False  # visitor.pending is to be written
 
 
 @dataclass(frozen=True)
@@ -195,8 +203,9 @@ class VisitorSaved:
 
     @property
     def evidence_changed(self) -> bool:
-        """Rule 3: a new visitor or a moved email can change who owns pending revenue."""
-        return self.created or bool(self.emails_moved)
+        """Rule 3: a new visitor or a moved email can change who owns pending revenue (also when an
+        earlier PUT's re-attribution was interrupted)."""
+        return self.visitor.pending is not None
 
 
 @dataclass(frozen=True)

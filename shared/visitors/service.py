@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..errors import NotFound, ServiceUnavailable
+from ..errors import NotFound, ServiceUnavailable, StaleUpdate
+from ..identity import email_key
 from ..observability import logger
 from .models import (
     UNSET,
@@ -27,14 +28,13 @@ from .models import (
     IndexWrite,
     PutHead,
     PutMember,
-    StaleUpdate,
+    Reattribution,
     TimelinePage,
     TimelineQuery,
     Visitor,
     VisitorChanges,
     VisitorSaved,
     VisitorWrite,
-    email_key,
     utc_stamp,
 )
 
@@ -153,18 +153,23 @@ class VisitorService:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             current = self._store.get(project_id, visitor_id, consistent=True)
             visitor, move = apply_changes(current, project_id, visitor_id, changes, self._clock())
+            moved = tuple(entry[0] for entry in (move.left, move.joined) if entry is not None)
+            pending_changed = current is None or bool(moved)
+            if pending_changed:
+                token, base = visitor.version or 0, visitor.pending or Reattribution(0, False, ())
+                visitor = replace(visitor, pending=base.merged(token, current is None, moved))
             write = VisitorWrite(
                 visitor=visitor,
                 fields=changes.given(),
                 expected_version=current.version if current else None,
                 index=self._index_writes(project_id, move),
+                pending_changed=pending_changed,
             )
             try:
                 self._store.save(write)
             except StaleUpdate:
                 logger.info("visitor update raced, retrying", attempt=attempt)
                 continue
-            moved = tuple(entry[0] for entry in (move.left, move.joined) if entry is not None)
             return VisitorSaved(
                 visitor, created=current is None, email_changed=move.joined is not None, emails_moved=moved
             )

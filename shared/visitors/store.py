@@ -7,15 +7,11 @@ replaces the item. Failed conditions become `StaleUpdate`, throttling `ServiceUn
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-
 from .. import dynamo
-from ..errors import ServiceUnavailable
+from ..errors import StaleUpdate
+from ..isotime import iso_seconds
 from ..revenue import keys
 from ..settings import get_settings
 from .models import (
@@ -27,7 +23,7 @@ from .models import (
     IndexWrite,
     PutHead,
     PutMember,
-    StaleUpdate,
+    Reattribution,
     TimelineEvent,
     TimelinePage,
     Visitor,
@@ -37,44 +33,8 @@ from .models import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_THROTTLED = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-_THROTTLED_REASONS = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
-_RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 _ACQUISITION_FIELDS = ("source", "medium", "campaign", "referrer", "landing_page")
 _VERSION_NAME = {"ExpressionAttributeNames": {"#version": "version"}}
-
-
-@contextmanager
-def _dynamo_errors() -> Iterator[None]:
-    """DynamoDB failures as the domain names them; anything else (a bug) propagates unchanged."""
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ConditionalCheckFailedException":
-            raise StaleUpdate("the profile changed since it was read") from None
-        if code == "TransactionCanceledException":
-            reasons = {r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])}
-            if reasons & _THROTTLED_REASONS:
-                raise ServiceUnavailable("The database is busy; retry.") from exc
-            if reasons & _RACE_REASONS:
-                raise StaleUpdate(",".join(sorted(reasons))) from None
-            raise
-        if code == "TransactionConflictException":
-            raise StaleUpdate("a concurrent transaction touched the same items") from None
-        if code in _THROTTLED:
-            raise ServiceUnavailable("The database is busy; retry.") from exc
-        raise
-    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-        raise ServiceUnavailable("The database could not be reached; retry.") from exc
 
 
 class DynamoVisitorStore:
@@ -90,7 +50,7 @@ class DynamoVisitorStore:
     # ---- profiles ---------------------------------------------------------------------------------
 
     def get(self, project_id: str, visitor_id: str, *, consistent: bool = False) -> Visitor | None:
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             response = self._client.get_item(
                 TableName=self._table, Key=keys.visitor(project_id, visitor_id), ConsistentRead=consistent
             )
@@ -98,7 +58,7 @@ class DynamoVisitorStore:
         return _visitor(project_id, visitor_id, dynamo.from_item(item)) if item else None
 
     def exists(self, project_id: str, visitor_id: str) -> bool:
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             response = self._client.get_item(
                 TableName=self._table, Key=keys.visitor(project_id, visitor_id), ProjectionExpression="pk"
             )
@@ -106,7 +66,7 @@ class DynamoVisitorStore:
 
     def save(self, write: VisitorWrite) -> None:
         update = self._profile_update(write)
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             if not write.index:
                 self._client.update_item(**update)
             else:
@@ -121,6 +81,9 @@ class DynamoVisitorStore:
             "visitor_id": visitor.visitor_id,
             "updated_at": visitor.updated_at,
         }
+        if write.pending_changed and visitor.pending is not None:
+            pending = visitor.pending
+            attributes["pending"] = {"token": pending.token, "created": pending.created, "emails": list(pending.emails)}
         for name in sorted(write.fields):
             if name == "email":
                 attributes.update(email=visitor.email, email_key=visitor.email_key, email_set_at=visitor.email_set_at)
@@ -158,10 +121,27 @@ class DynamoVisitorStore:
             "ExpressionAttributeValues": values,
         }
 
+    def clear_pending(self, project_id: str, visitor_id: str, token: int) -> bool:
+        """Remove the re-attribution a PUT started once it has run, unless a later PUT added to it
+        (that PUT, or its retry, runs it again). True if removed."""
+        try:
+            with dynamo.translate_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=keys.visitor(project_id, visitor_id),
+                    UpdateExpression="REMOVE #pending",
+                    ConditionExpression="#pending.#token = :token",
+                    ExpressionAttributeNames={"#pending": "pending", "#token": "token"},
+                    ExpressionAttributeValues={":token": {"N": str(token)}},
+                )
+        except StaleUpdate:
+            return False
+        return True
+
     # ---- the email index --------------------------------------------------------------------------
 
     def email_head(self, project_id: str, email_key: str) -> EmailHead | None:
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             response = self._client.get_item(
                 TableName=self._table, Key=keys.email_head(project_id, email_key), ConsistentRead=True
             )
@@ -172,7 +152,7 @@ class DynamoVisitorStore:
         return EmailHead(head["visitor_id"], head["set_at"], int(head.get("version", 0)))
 
     def first_members(self, project_id: str, email_key: str, limit: int) -> list[EmailMember]:
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             response = self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :members)",
@@ -227,7 +207,7 @@ class DynamoVisitorStore:
         }
         if after_sk:
             query["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
-        with _dynamo_errors():
+        with dynamo.translate_errors():
             response = self._client.query(**query)
         items = [dynamo.from_item(item) for item in response.get("Items", [])]
         page = items[:limit]
@@ -283,7 +263,14 @@ def _visitor(project_id: str, visitor_id: str, item: dict[str, Any]) -> Visitor:
         lifetime_revenue=keys.totals_of(item),
         plan=plan if isinstance(plan, dict) else None,
         stripe_customer_ids=keys.linked_customers_of(item),
+        pending=_pending(item.get("pending")),
     )
+
+
+def _pending(value: Any) -> Reattribution | None:
+    if not isinstance(value, dict):
+        return None
+    return Reattribution(int(value["token"]), bool(value.get("created")), tuple(value.get("emails") or ()))
 
 
 def _event(item: dict[str, Any]) -> TimelineEvent:
@@ -293,14 +280,10 @@ def _event(item: dict[str, Any]) -> TimelineEvent:
     return TimelineEvent(
         id=item.get("event_id") or event_key,
         type=item.get("type", ""),
-        occurred_at=item.get("occurred_at") or _iso(int(epoch)),
+        occurred_at=item.get("occurred_at") or iso_seconds(int(epoch)),
         amount=int(amount) if amount is not None else None,
         currency=item.get("currency"),
         revenue=int(item.get("revenue", 0)),
         stripe_object_id=item.get("stripe_object_id"),
         attribution_tier=int(tier) if tier is not None else None,
     )
-
-
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from functions.reports_api.app import lambda_handler
 from shared import dynamo
+from shared.errors import ServiceUnavailable
 from shared.reports import store
 from shared.revenue import keys
-from shared.revenue.errors import StaleUpdate
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 
@@ -313,7 +313,7 @@ def test_a_failing_query_is_503(lambda_context: Any, failure: Any) -> None:
 @pytest.mark.usefixtures("ledger")
 def test_profiles_left_unprocessed_after_retries_are_503(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def unprocessed(requests: Any) -> Any:
-        raise StaleUpdate("DynamoDB left keys unprocessed after retries")
+        raise ServiceUnavailable("DynamoDB left keys unprocessed after retries; retry.")
 
     monkeypatch.setattr(store, "batch_get", unprocessed)
 

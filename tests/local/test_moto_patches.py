@@ -25,13 +25,14 @@ T = TypeVar("T")
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials, and moto's TransactWriteItems put back as the test found it."""
+    """Fake credentials, and every method the patch replaces put back as the test found it."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items)
+    for cls, name in moto_patches._ORIGINALS:
+        monkeypatch.setattr(cls, name, vars(cls)[name])
 
 
 @pytest.fixture

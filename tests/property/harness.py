@@ -21,9 +21,9 @@ from unittest import mock
 import boto3
 
 from shared import dynamo
+from shared.errors import DuplicateEvent
 from shared.revenue import engine, keys
 from shared.revenue.engine import Outcome
-from shared.revenue.errors import DuplicateEvent
 from shared.revenue.models import CustomerRecord
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.errors import InvalidRequest
+from shared.identity import email_key
 from shared.visitors.models import (
     UNSET,
     Acquisition,
@@ -16,7 +17,6 @@ from shared.visitors.models import (
     VisitorBody,
     VisitorView,
     decode_cursor,
-    email_key,
     encode_cursor,
     iso_utc,
     normalise_email,

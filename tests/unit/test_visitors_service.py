@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import NotFound, ServiceUnavailable
+from shared.errors import NotFound, ServiceUnavailable, StaleUpdate
 from shared.visitors.models import (
     Acquisition,
     DeleteHead,
@@ -21,7 +21,6 @@ from shared.visitors.models import (
     EmailMember,
     PutHead,
     PutMember,
-    StaleUpdate,
     TimelineEvent,
     TimelinePage,
     TimelineQuery,
@@ -79,6 +78,8 @@ class FakeVisitorStore:
         given = {name: getattr(new, name) for name in write.fields}
         if "email" in write.fields:
             given.update(email_key=new.email_key, email_set_at=new.email_set_at)
+        if write.pending_changed:
+            given["pending"] = new.pending
         self.profiles[key] = replace(stored, **given, updated_at=new.updated_at, version=new.version)
         for w in write.index:
             slot = (new.project_id, w.email_key)

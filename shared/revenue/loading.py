@@ -1,0 +1,132 @@
+"""What a decision reads: the scopes' evidence and what resolution looks up, in a few batched reads.
+
+A whole-scope decision reads each customer's partition (one Query: its item, charges, sessions,
+placements), then in batches the ledger entries and sessions, the PaymentIntent joins, and the
+visitors and email heads the evidence names. A customer whose facts (email, metadata visitor) were
+never read is fetched from Stripe once (or taken from an expanded `customer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from ..identity import email_key
+from . import keys, store
+from .decision import Arrivals, State
+from .models import CustomerRecord
+from .placement import placed_from_item
+from .plans import SubscriptionState
+from .records import customer_root, ledger_record, payment_join, profile, session_facts
+
+CustomerFetcher = Callable[[str], CustomerRecord]  # Stripe customer id -> its email and metadata visitor
+
+
+def load(
+    project: str,
+    scopes: Iterable[str],
+    arrivals: Arrivals,
+    given_customers: dict[str, CustomerRecord],
+    fetch_customer: CustomerFetcher,
+) -> State:
+    state = State()
+    charge_ids = {k.removeprefix("CH#") for k in scopes if k.startswith("CH#")}
+    session_ids: set[str] = set()
+    for key in scopes:
+        if key.startswith("CUS#"):
+            session_ids |= _load_customer(state, project, key.removeprefix("CUS#"))
+            charge_ids |= state.charges[key.removeprefix("CUS#")]
+    for customer, root in list(state.roots.items()):  # a customer's facts, once: given (expanded) or fetched
+        if not root.fetched:
+            record = given_customers.get(customer) or fetch_customer(customer)
+            fetched = replace(root.record, email=record.email or "", meta_visitor=record.meta_visitor)
+            state.roots[customer] = replace(root, record=fetched, fetched=True)
+            state.fetched_now.add(customer)
+
+    for item in store.revenue_items(
+        [keys.ledger(project, c) for c in charge_ids]
+        + [keys.session(project, s) for s in session_ids - set(arrivals.sessions)]
+    ):
+        if item["sk"] == keys.LEDGER:
+            state.ledger[item["charge_id"]] = ledger_record(item)
+        else:
+            state.sessions[item["session_id"]] = session_facts(item)
+    state.sessions.update(arrivals.sessions)
+    facts = [r.facts for r in state.ledger.values()] + [
+        c for c in arrivals.charges.values() if c.id not in state.ledger
+    ]
+    pis = {f.payment_intent for f in facts if f.payment_intent}
+    pis |= {p for s in arrivals.sessions.values() for p in s.payment_intents}
+    for item in store.revenue_items([keys.payment(project, p) for p in pis]):
+        state.joins[item["payment_intent"]] = payment_join(item)
+    extra_sessions = {s for j in state.joins.values() for s in j.sessions} - set(state.sessions)
+    for item in store.revenue_items([keys.session(project, s) for s in extra_sessions]):
+        state.sessions[item["session_id"]] = session_facts(item)
+
+    names: set[str] = set()
+    emails: set[str] = set()
+    for f in facts:
+        names |= {n for n in (f.meta_visitor,) if n}
+        emails |= {e for e in (email_key(f.billing_email), email_key(f.receipt_email)) if e}
+    for s in state.sessions.values():
+        names |= {n for n in (s.meta_visitor, s.client_reference_id) if n}
+        emails |= {e for e in (email_key(s.email),) if e}
+    for root in state.roots.values():
+        names |= {n for n in (root.record.meta_visitor,) if n}
+        emails |= {e for e in (email_key(root.record.email),) if e}
+    subscriptions = [p.value for placed in state.placed.values() for p in placed.values()]
+    subscriptions += list(arrivals.subscriptions)
+    names |= {
+        s.metadata_visitor_id for s in subscriptions if isinstance(s, SubscriptionState) and s.metadata_visitor_id
+    }
+    # Profiles whose plan a decision may set: linked visitors and where subscriptions are placed now.
+    plan_visitors = {r.link.visitor_id for r in state.roots.values() if r.link}
+    plan_visitors |= {p.visitor_id for placed in state.placed.values() for p in placed.values() if p.visitor_id}
+    read_names(state, project, names, emails, plan_visitors)
+    return state
+
+
+def _load_customer(state: State, project: str, customer: str) -> set[str]:
+    """One Query of the customer's partition; returns the ids of its sessions."""
+    items = store.query_partition(keys.customer_pk(project, customer))
+    root_item = next((i for i in items if i["sk"] == keys.LINK), None)
+    state.roots[customer] = customer_root(customer, root_item)
+    state.charges[customer] = {
+        i["sk"].removeprefix(keys.CHARGE_MEMBER_PREFIX) for i in items if i["sk"].startswith(keys.CHARGE_MEMBER_PREFIX)
+    }
+    state.placed[customer] = {
+        i["sk"]: placed_from_item(i)
+        for i in items
+        if i["sk"].startswith((keys.CONTEXT_PREFIX, keys.SUBSCRIPTION_PREFIX))
+    }
+    return {
+        i["sk"].removeprefix(keys.SESSION_MEMBER_PREFIX)
+        for i in items
+        if i["sk"].startswith(keys.SESSION_MEMBER_PREFIX)
+    }
+
+
+def read_names(state: State, project: str, names: set[str], emails: set[str], profiles: Iterable[str] = ()) -> None:
+    """Which named visitors exist (their profiles), and the heads of the emails: one batch read."""
+    wanted = (names | set(profiles)) - set(state.profiles) - state.known - state.unknown
+    found = store.revenue_items(
+        [keys.visitor(project, n) for n in sorted(wanted)] + [keys.email_head(project, e) for e in sorted(emails)]
+    )
+    for item in found:
+        if item["sk"] == keys.PROFILE:
+            state.known.add(item["visitor_id"])
+            state.profiles[item["visitor_id"]] = profile(item)
+        elif item["sk"] == keys.HEAD:
+            email = item["pk"].split("#EM#", 1)[1]
+            state.heads[email] = item["visitor_id"]
+            state.head_versions[email] = item.get("version", 0)
+    state.unknown |= {n for n in names if n not in state.known}
+    for email in emails - set(state.heads):
+        state.head_versions[email] = None
+
+
+def read_profiles(state: State, project: str, visitors: set[str]) -> None:
+    """Profiles a decision turned out to need (the plan of a visitor found through an email head)."""
+    for item in store.revenue_items([keys.visitor(project, v) for v in sorted(visitors)]):
+        state.known.add(item["visitor_id"])
+        state.profiles[item["visitor_id"]] = profile(item)
