@@ -176,7 +176,7 @@ def main() -> None:
     with moto_stack(emulator.base_url):
         # Imported here: the functions read their configuration lazily, from the environment above.
         from functions.stripe_webhook.app import lambda_handler
-        from shared import dynamo
+        from shared import tables
         from shared.integrations.connect import connect
         from shared.visitors.models import VisitorChanges
         from shared.visitors.service import VisitorService
@@ -194,7 +194,8 @@ def main() -> None:
         merchant = control.client(account.secret_key)
 
         calls: Counter[str] = Counter()
-        dynamo.client().meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+        for client in tables.clients():  # pynamodb's, one per table
+            client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
         rows: list[Row] = []
 
         def deliver(label: str, event: dict[str, Any]) -> None:

@@ -60,11 +60,6 @@ class Integration:
     def view(self) -> dict[str, Any]:
         return {"provider": "stripe", **self.__dict__}
 
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> Integration:
-        names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in item.items() if k in names})
-
 
 DISCONNECTED_VIEW = {"provider": "stripe", "status": "disconnected"}
 FULL_ACCESS_KEY_WARNING = (

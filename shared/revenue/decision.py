@@ -10,8 +10,9 @@ decisions that read the same customer never both commit on what the other change
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
+from ..errors import StaleUpdate
 from ..identity import email_key
 from .intents import (
     AddRef,
@@ -28,11 +29,11 @@ from .intents import (
     LinkCustomer,
     MarkEvent,
     MoveCharge,
+    PlaceGuestCheckout,
     PlaceSubscription,
     SaveRoot,
     SaveSession,
     ScopeWrites,
-    ShowOnTimeline,
     Unit,
 )
 from .models import ChargeFacts, CustomerRecord, SessionFacts
@@ -78,6 +79,7 @@ class State:
     head_versions: dict[str, int | None] = field(default_factory=dict)
     placed: dict[str, dict[str, Placed]] = field(default_factory=dict)  # customer -> sk -> placement
     profiles: dict[str, Profile] = field(default_factory=dict)
+    guests: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)  # guest session -> placed, version
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,14 @@ def decide(state: State, scopes: Iterable[str], arrivals: Arrivals) -> tuple[Dec
         decision.first += _session_evidence(session, state)
         if session.customer_id:
             extra.setdefault(f"CUS#{session.customer_id}", []).append(AddSessionMember(session.customer_id, session.id))
+    if set(arrivals.charges) & set(state.ledger):  # booked by a concurrent decision since the first read
+        raise StaleUpdate("the charge was booked meanwhile")
     for key in sorted(scopes):
+        if key.startswith("CS#"):
+            guest = _decide_guest_checkout(state, key.removeprefix("CS#"))
+            if guest is not None:
+                decision.scopes.append(guest)
+            continue
         writes, booked = _decide_scope(state, key, arrivals.charges, plans, extra.get(key, []))
         outcome = booked or outcome
         if writes is not None:
@@ -256,17 +265,33 @@ def _session_evidence(session: SessionFacts, state: State) -> list[Intent]:
         for charge_id in join.charges:
             record = state.ledger.get(charge_id)
             scopes.add(scope_key(record.facts.customer_id if record else None, charge_id))
-    if not session.customer_id:  # no customer to follow: its own evidence, else its email, decides where it shows
-        key = email_key(session.email)
-        visitor = session_visitor(session, frozenset(state.known)) or (state.heads.get(key) if key else None)
-        if visitor:
-            intents.append(ShowOnTimeline(visitor, checkout_context(session).timeline()))
+    if not session.customer_id:  # no customer to follow: its Checkout Completed is its own scope
+        scopes.add(f"CS#{session.id}")
     for scope in sorted(scopes):
         if email := email_key(session.email):
             intents.append(AddRef(scope, email=email))
         for name in sorted({n for n in (session.meta_visitor, session.client_reference_id) if n}):
             intents.append(AddRef(scope, visitor_id=name))
     return intents
+
+
+def _decide_guest_checkout(state: State, session_id: str) -> ScopeWrites | None:
+    """A customer-less session's Checkout Completed shows on the visitor its own evidence names, else
+    on its email's head (re-decided when either appears or changes)."""
+    session = state.sessions.get(session_id)
+    if session is None or session.customer_id:
+        return None
+    placed, version = state.guests.get(session_id, (None, None))
+    email = email_key(session.email)
+    target = session_visitor(session, frozenset(state.known)) or (state.heads.get(email) if email else None)
+    if version is not None and target == placed:
+        return None
+    checks: list[Intent] = [ExpectHead(email, state.head_versions.get(email))] if email else []
+    names = {n for n in (session.meta_visitor, session.client_reference_id) if n}
+    checks += [ExpectNoVisitor(n) for n in sorted(names & state.unknown)]
+    context = checkout_context(session)
+    move = PlaceGuestCheckout(session_id, asdict(context), context.timeline(), placed, target, version)
+    return ScopeWrites(root=None, first=checks, units=[(move,)])
 
 
 def checkout_context(session: SessionFacts) -> ContextEvent:

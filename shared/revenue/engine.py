@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import DuplicateEvent, NotFound, ServiceUnavailable, StaleUpdate
 from ..identity import VISITOR_METADATA_KEY, email_key, visitor_hint
 from ..observability import logger, metrics
-from ..settings import get_settings
 from . import keys, loading, store, writer
 from .decision import (
     Arrivals,
@@ -34,11 +33,13 @@ from .decision import (
     session_follows_link,
 )
 from .intents import BookCharge, BookRefund, Decision, MoveCharge
+from .items import LedgerItem, PaymentItem, SessionItem
 from .loading import CustomerFetcher
 from .models import ChargeFacts, CustomerRecord, SessionFacts
 from .placement import ContextEvent, placed_from_item
 from .plans import event_title, state_from_event
 from .records import customer_root, ledger_record, payment_join, profile, session_facts
+from .store import Found, Key, at
 
 __all__ = [
     "CustomerFetcher",
@@ -70,35 +71,19 @@ def _retrying(what: str, attempt_once: Callable[[], Outcome]) -> Outcome:
     raise ServiceUnavailable("The decision kept conflicting with concurrent writes; retry later.")
 
 
-Items = dict[tuple[str, str], dict[str, Any]]  # (pk, sk) -> item
-
-
-def _first_read(project: str, event: dict[str, Any], wanted: list[dict[str, Any]]) -> Items | None:
-    """The integration and the event's first items in one BatchGetItem; None for a duplicate event.
+def _first_read(project: str, event: dict[str, Any], wanted: list[Key]) -> Found | None:
+    """The integration and the event's first items in one TransactGetItems; None for a duplicate.
     Raises NotFound (not connected) or IgnoredEvent (the other mode) before anything else happens."""
-    settings = get_settings()
     mark = keys.event_mark(project, event["id"])
-    found = store.batch_get(
-        {
-            settings.revenue_table: [mark, *wanted],
-            settings.integrations_table: [{"project_id": {"S": project}}],
-        }
-    )
-    integrations = found[settings.integrations_table]
-    integration = integrations[0] if integrations else None
-    if integration is None or integration.get("status") != "connected":
+    found, integration = store.first_read([mark, *wanted], project)
+    if integration is None or integration.status != "connected":
         raise NotFound("No Stripe integration is connected for this project.")
-    if bool(event.get("livemode")) != (integration.get("mode") == "live"):
+    if bool(event.get("livemode")) != (integration.mode == "live"):
         raise IgnoredEvent()
-    items = {(item["pk"], item["sk"]): item for item in found[settings.revenue_table]}
-    if _at(items, mark) is not None:
+    if at(found, mark) is not None:
         metrics.add_metric(name="DuplicateEvents", unit="Count", value=1)
         return None
-    return items
-
-
-def _at(items: Items, key: dict[str, Any]) -> dict[str, Any] | None:
-    return items.get((key["pk"]["S"], key["sk"]["S"]))
+    return found
 
 
 def _decide(
@@ -183,24 +168,24 @@ def _charge_once(
     items = _first_read(project, event, [k for k in (ledger, root_key, join_key) if k])
     if items is None:
         return Outcome("duplicate")
-    root = customer_root(facts.customer_id, _at(items, root_key)) if facts.customer_id and root_key else None
+    root = customer_root(facts.customer_id, at(items, root_key)) if facts.customer_id and root_key else None
     scope = {scope_key(facts.customer_id, facts.id)}
     arrivals = Arrivals(event_id=event["id"])
-    booked = _at(items, ledger)
+    booked = at(items, ledger)
     if booked is not None:
         if root is not None and root.dirty:  # a move was cut short: finish it, then book the refund
             _decide(project, scope, arrivals, fetch_customer)
-            booked = _at(_first_read(project, event, [ledger]) or {}, ledger)
+            booked = at(_first_read(project, event, [ledger]) or {}, ledger)
             if booked is None:
                 return Outcome("duplicate")
-        at = int(event.get("created") or time.time())
-        decision, outcome = book_refund(ledger_record(booked), facts, at, event["id"])
+        when = int(event.get("created") or time.time())
+        decision, outcome = book_refund(ledger_record(booked), facts, when, event["id"])
         writer.commit(project, decision)
         _report(decision)
         return outcome
     if not facts.books_revenue:
         return Outcome("not_revenue")  # uncaptured, pending or failed: nothing until captured
-    join = payment_join(_at(items, join_key) if join_key else None)
+    join = payment_join(at(items, join_key) if join_key else None)
     if root is not None and follows_link(root, facts, join):
         decision, outcome = book_on_link(root, facts, join, event["id"])
         writer.commit(project, decision)
@@ -266,32 +251,32 @@ def _session_once(
         return Outcome("duplicate")
     facts = SessionFacts.from_stripe(session, payment_intents())  # Stripe only after the livemode check
     if own:
-        found = [item] if (item := _at(items, keys.payment(project, own))) else []
+        found = [item] if (item := at(items, keys.payment(project, own))) else []
     else:
-        found = store.revenue_items([keys.payment(project, p) for p in facts.payment_intents])
-    state = State(joins={item["payment_intent"]: payment_join(item) for item in found})
+        found = list(store.batch_get([keys.payment(project, p) for p in facts.payment_intents]).values())
+    state = State(joins={item.payment_intent: payment_join(item) for item in found if isinstance(item, PaymentItem)})
     for name in names:
-        item = _at(items, keys.visitor(project, name))
+        item = at(items, keys.visitor(project, name))
         (state.known if item is not None else state.unknown).add(name)
     paid = {c for join in state.joins.values() for c in join.charges}
     others = {s for join in state.joins.values() for s in join.sessions} - {facts.id}
     records = []
-    for item in store.revenue_items(
+    for item in store.batch_get(
         [keys.ledger(project, c) for c in sorted(paid)] + [keys.session(project, s) for s in sorted(others)]
-    ):
-        if item["sk"] == keys.LEDGER:
+    ).values():
+        if isinstance(item, LedgerItem):
             records.append(ledger_record(item))
-        else:
-            state.sessions[item["session_id"]] = session_facts(item)
+        elif isinstance(item, SessionItem):
+            state.sessions[item.session_id] = session_facts(item)
     if customer:
-        root = customer_root(customer, _at(items, keys.customer_link(project, customer)))
+        root = customer_root(customer, at(items, keys.customer_link(project, customer)))
         if session_follows_link(root, facts, records, frozenset(state.known)):
             state.roots[customer] = root
             state.ledger = {r.facts.id: r for r in records}
-            placed = _at(items, keys.customer_context(project, customer, f"{facts.id}:completed"))
-            state.placed[customer] = {placed["sk"]: placed_from_item(placed)} if placed else {}
+            placed = at(items, keys.customer_context(project, customer, f"{facts.id}:completed"))
+            state.placed[customer] = {placed.sk: placed_from_item(placed)} if placed else {}
             return _commit(project, state, lambda: record_session(state, root, facts, records, event["id"]))
-    scopes = {f"CUS#{facts.customer_id}"} if facts.customer_id else set()
+    scopes = {f"CUS#{facts.customer_id}"} if facts.customer_id else {f"CS#{facts.id}"}
     scopes |= {scope_key(r.facts.customer_id, r.facts.id) for r in records}
     contexts = ((facts.customer_id, checkout_context(facts)),) if facts.customer_id else ()
     arrivals = Arrivals(sessions={facts.id: facts}, contexts=contexts, event_id=event["id"])
@@ -351,17 +336,17 @@ def _context_once(
     items = _first_read(project, event, wanted)
     if items is None:
         return Outcome("duplicate")
-    root = customer_root(customer, _at(items, keys.customer_link(project, customer)))
+    root = customer_root(customer, at(items, keys.customer_link(project, customer)))
     if not root.fetched or root.dirty:
         return _decide(project, {f"CUS#{customer}"}, arrivals, fetch_customer)
     state = State(roots={customer: root})
     state.placed[customer] = {}
     for key in placements:
-        item = _at(items, key)
+        item = at(items, key)
         if item is not None:
-            state.placed[customer][item["sk"]] = placed_from_item(item)
+            state.placed[customer][item.sk] = placed_from_item(item)
     for name in named:
-        item = _at(items, keys.visitor(project, name))
+        item = at(items, keys.visitor(project, name))
         if item is not None:
             state.known.add(name)
             state.profiles[name] = profile(item)
@@ -393,7 +378,7 @@ def on_visitor_saved(
     pks += [keys.email_pk(project, e) for e in emails]
     for pk in pks:
         for item in store.query_partition(pk, keys.REF_PREFIX):
-            scopes.add(item["sk"].removeprefix(keys.REF_PREFIX))
+            scopes.add(item.sk.removeprefix(keys.REF_PREFIX))
     if not scopes:
         return Outcome("resolved")
     return _retrying(visitor_id, lambda: _decide(project, scopes, Arrivals(), fetch_customer))

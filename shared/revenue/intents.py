@@ -104,14 +104,6 @@ class LinkCustomer:
 
 
 @dataclass(frozen=True)
-class ShowOnTimeline:
-    """A context event without a customer to follow (a guest's Checkout Completed)."""
-
-    visitor_id: str
-    entry: TimelineEntry
-
-
-@dataclass(frozen=True)
 class MarkEvent:
     event_id: str
 
@@ -156,6 +148,19 @@ class PlaceContext:
 
 
 @dataclass(frozen=True)
+class PlaceGuestCheckout:
+    """A customer-less session's Checkout Completed, moved from `before` to `after` (its own scope:
+    the placement item's version, as read, is checked and bumped)."""
+
+    session_id: str
+    context: dict[str, Any]
+    entry: TimelineEntry
+    before: str | None
+    after: str | None
+    version: int | None  # None: never placed
+
+
+@dataclass(frozen=True)
 class PlaceSubscription:
     customer_id: str
     state: SubscriptionState
@@ -183,12 +188,12 @@ Intent = (
     | AddSessionMember
     | AddRef
     | LinkCustomer
-    | ShowOnTimeline
     | MarkEvent
     | BookCharge
     | MoveCharge
     | BookRefund
     | PlaceContext
+    | PlaceGuestCheckout
     | PlaceSubscription
     | SetPlan
 )

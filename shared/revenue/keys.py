@@ -12,7 +12,6 @@ TOTALS = "TOTALS"
 EVENT = "EVENT"
 TIMELINE_PREFIX = "T#"
 MEMBER_PREFIX = "M#"
-REVENUE_PREFIX = "rev_"  # top-level total attributes, one per currency: rev_usd, rev_jpy
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -48,8 +47,9 @@ def ledger_index(project: str, created: int, charge_id: str) -> dict[str, str]:
     return {"gsi1pk": f"P#{project}#LEDGER", "gsi1sk": f"{created:012d}#{charge_id}"}
 
 
-def unattributed(project: str) -> dict[str, Any]:
-    return _key(f"P#{project}#UNATTRIBUTED", TOTALS)
+def unattributed(project: str, currency: str) -> dict[str, Any]:
+    """The project's unattributed total in one currency (one item each: created by its first ADD)."""
+    return _key(f"P#{project}#UNATTRIBUTED", f"{TOTALS}#{currency}")
 
 
 def customer_pk(project: str, customer_id: str) -> str:
@@ -95,6 +95,14 @@ def session(project: str, session_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#CS#{session_id}", SESSION)
 
 
+GUEST_CHECKOUT = "PLACED"
+
+
+def guest_checkout(project: str, session_id: str) -> dict[str, Any]:
+    """Where a session without customer shows its Checkout Completed event (its own scope: CS#<id>)."""
+    return _key(f"P#{project}#CS#{session_id}", GUEST_CHECKOUT)
+
+
 def payment(project: str, payment_intent: str) -> dict[str, Any]:
     """Joins a PaymentIntent's charges and the sessions that paid it (either may arrive first)."""
     return _key(f"P#{project}#PI#{payment_intent}", PAYMENT)
@@ -132,24 +140,20 @@ def event_mark(project: str, event_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#EV#{event_id}", EVENT)
 
 
-SUBSCRIPTION_ATTR_PREFIX = "sub_"  # a visitor's copy of a subscription placed on it: sub_<subscription id>
-LINKED_PREFIX = "lc_"  # one top-level attribute per customer linked to a visitor: lc_<customer id>
-
-
 def linked_customers_of(item: dict[str, Any]) -> tuple[str, ...]:
-    """The Stripe customers linked to a visitor (its `stripe_customer_ids`).
-
-    One attribute per customer rather than one set, so a decision can link one customer to a visitor
-    and unlink another in a single update (DynamoDB refuses ADD and DELETE on one set at once).
-    """
-    linked = {name.removeprefix(LINKED_PREFIX) for name in item if name.startswith(LINKED_PREFIX)}
-    return tuple(sorted(linked | set(item.get("stripe_customer_ids", ()))))
+    """The Stripe customers linked to a visitor (its `stripe_customer_ids`), from a plain profile item."""
+    return tuple(sorted(item.get("linked") or {}))
 
 
 def totals_of(item: dict[str, Any]) -> dict[str, int]:
-    """The per-currency totals held in `rev_<currency>` attributes of a plain item."""
+    """A visitor's lifetime revenue per currency, from a plain profile item (zeros left out)."""
+    return {currency: int(amount) for currency, amount in (item.get("revenue") or {}).items() if int(amount) != 0}
+
+
+def unattributed_of(items: list[dict[str, Any]]) -> dict[str, int]:
+    """The project's unattributed total per currency, from its plain `TOTALS#<currency>` items."""
     return {
-        name.removeprefix(REVENUE_PREFIX): int(value)
-        for name, value in item.items()
-        if name.startswith(REVENUE_PREFIX) and int(value) != 0
+        str(i["currency"]): int(i["amount"])
+        for i in items
+        if str(i["sk"]).startswith(f"{TOTALS}#") and int(i.get("amount", 0)) != 0
     }

@@ -14,6 +14,19 @@ from dataclasses import replace
 from ..identity import email_key
 from . import keys, store
 from .decision import Arrivals, State
+from .items import (
+    ChargeMemberItem,
+    ContextItem,
+    CustomerItem,
+    EmailHeadItem,
+    GuestCheckoutItem,
+    LedgerItem,
+    PaymentItem,
+    ProfileItem,
+    SessionItem,
+    SessionMemberItem,
+    SubscriptionItem,
+)
 from .models import CustomerRecord
 from .placement import placed_from_item
 from .plans import SubscriptionState
@@ -43,25 +56,31 @@ def load(
             state.roots[customer] = replace(root, record=fetched, fetched=True)
             state.fetched_now.add(customer)
 
-    for item in store.revenue_items(
+    guests = {k.removeprefix("CS#") for k in scopes if k.startswith("CS#")}
+    for item in store.batch_get(
         [keys.ledger(project, c) for c in charge_ids]
-        + [keys.session(project, s) for s in session_ids - set(arrivals.sessions)]
-    ):
-        if item["sk"] == keys.LEDGER:
-            state.ledger[item["charge_id"]] = ledger_record(item)
-        else:
-            state.sessions[item["session_id"]] = session_facts(item)
+        + [keys.session(project, s) for s in (session_ids | guests) - set(arrivals.sessions)]
+        + [keys.guest_checkout(project, s) for s in guests]
+    ).values():
+        if isinstance(item, LedgerItem):
+            state.ledger[item.charge_id] = ledger_record(item)
+        elif isinstance(item, SessionItem):
+            state.sessions[item.session_id] = session_facts(item)
+        elif isinstance(item, GuestCheckoutItem):
+            state.guests[item.pk.rsplit("#CS#", 1)[1]] = (item.placed_visitor, int(item.version or 0))
     state.sessions.update(arrivals.sessions)
     facts = [r.facts for r in state.ledger.values()] + [
         c for c in arrivals.charges.values() if c.id not in state.ledger
     ]
     pis = {f.payment_intent for f in facts if f.payment_intent}
     pis |= {p for s in arrivals.sessions.values() for p in s.payment_intents}
-    for item in store.revenue_items([keys.payment(project, p) for p in pis]):
-        state.joins[item["payment_intent"]] = payment_join(item)
+    for item in store.batch_get([keys.payment(project, p) for p in pis]).values():
+        if isinstance(item, PaymentItem):
+            state.joins[item.payment_intent] = payment_join(item)
     extra_sessions = {s for j in state.joins.values() for s in j.sessions} - set(state.sessions)
-    for item in store.revenue_items([keys.session(project, s) for s in extra_sessions]):
-        state.sessions[item["session_id"]] = session_facts(item)
+    for item in store.batch_get([keys.session(project, s) for s in extra_sessions]).values():
+        if isinstance(item, SessionItem):
+            state.sessions[item.session_id] = session_facts(item)
 
     names: set[str] = set()
     emails: set[str] = set()
@@ -89,37 +108,27 @@ def load(
 def _load_customer(state: State, project: str, customer: str) -> set[str]:
     """One Query of the customer's partition; returns the ids of its sessions."""
     items = store.query_partition(keys.customer_pk(project, customer))
-    root_item = next((i for i in items if i["sk"] == keys.LINK), None)
+    root_item = next((i for i in items if isinstance(i, CustomerItem)), None)
     state.roots[customer] = customer_root(customer, root_item)
-    state.charges[customer] = {
-        i["sk"].removeprefix(keys.CHARGE_MEMBER_PREFIX) for i in items if i["sk"].startswith(keys.CHARGE_MEMBER_PREFIX)
-    }
-    state.placed[customer] = {
-        i["sk"]: placed_from_item(i)
-        for i in items
-        if i["sk"].startswith((keys.CONTEXT_PREFIX, keys.SUBSCRIPTION_PREFIX))
-    }
-    return {
-        i["sk"].removeprefix(keys.SESSION_MEMBER_PREFIX)
-        for i in items
-        if i["sk"].startswith(keys.SESSION_MEMBER_PREFIX)
-    }
+    state.charges[customer] = {i.charge_id for i in items if isinstance(i, ChargeMemberItem)}
+    state.placed[customer] = {i.sk: placed_from_item(i) for i in items if isinstance(i, ContextItem | SubscriptionItem)}
+    return {i.session_id for i in items if isinstance(i, SessionMemberItem)}
 
 
 def read_names(state: State, project: str, names: set[str], emails: set[str], profiles: Iterable[str] = ()) -> None:
     """Which named visitors exist (their profiles), and the heads of the emails: one batch read."""
     wanted = (names | set(profiles)) - set(state.profiles) - state.known - state.unknown
-    found = store.revenue_items(
+    found = store.batch_get(
         [keys.visitor(project, n) for n in sorted(wanted)] + [keys.email_head(project, e) for e in sorted(emails)]
     )
-    for item in found:
-        if item["sk"] == keys.PROFILE:
-            state.known.add(item["visitor_id"])
-            state.profiles[item["visitor_id"]] = profile(item)
-        elif item["sk"] == keys.HEAD:
-            email = item["pk"].split("#EM#", 1)[1]
-            state.heads[email] = item["visitor_id"]
-            state.head_versions[email] = item.get("version", 0)
+    for item in found.values():
+        if isinstance(item, ProfileItem):
+            state.known.add(item.visitor_id)
+            state.profiles[item.visitor_id] = profile(item)
+        elif isinstance(item, EmailHeadItem):
+            email = item.pk.split("#EM#", 1)[1]
+            state.heads[email] = item.visitor_id
+            state.head_versions[email] = int(item.version or 0)
     state.unknown |= {n for n in names if n not in state.known}
     for email in emails - set(state.heads):
         state.head_versions[email] = None
@@ -127,6 +136,7 @@ def read_names(state: State, project: str, names: set[str], emails: set[str], pr
 
 def read_profiles(state: State, project: str, visitors: set[str]) -> None:
     """Profiles a decision turned out to need (the plan of a visitor found through an email head)."""
-    for item in store.revenue_items([keys.visitor(project, v) for v in sorted(visitors)]):
-        state.known.add(item["visitor_id"])
-        state.profiles[item["visitor_id"]] = profile(item)
+    for item in store.batch_get([keys.visitor(project, v) for v in sorted(visitors)]).values():
+        if isinstance(item, ProfileItem):
+            state.known.add(item.visitor_id)
+            state.profiles[item.visitor_id] = profile(item)

@@ -9,13 +9,13 @@ move like the customer's charges do. Pure: placements are returned as intents.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from ..identity import email_key
 from .intents import PlaceContext, PlaceSubscription, SetPlan
+from .items import ContextItem, SubscriptionItem
 from .models import CustomerRecord, SessionFacts
 from .plans import SubscriptionState, visitor_plan
-from .records import Profile
+from .records import Profile, plain
 from .resolve import Link, session_visitor
 from .timeline import TimelineEntry
 
@@ -45,10 +45,10 @@ class Placed:
     stored: bool
 
 
-def placed_from_item(item: dict[str, Any]) -> Placed:
-    if "context" in item:
-        return Placed(ContextEvent(**item["context"]), item.get("placed_visitor"), True)
-    return Placed(SubscriptionState(**item["state"]), item.get("placed_visitor"), True)
+def placed_from_item(item: ContextItem | SubscriptionItem) -> Placed:
+    if isinstance(item, ContextItem):
+        return Placed(ContextEvent(**plain(item.context)), item.placed_visitor, True)
+    return Placed(SubscriptionState(**plain(item.state)), item.placed_visitor, True)
 
 
 def owner_of(

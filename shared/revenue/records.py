@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import keys
+from .items import CustomerItem, LedgerItem, PaymentItem, ProfileItem, SessionItem
 from .models import ChargeFacts, CustomerRecord, SessionFacts
 from .plans import SubscriptionState
 from .resolve import Link
@@ -31,31 +31,36 @@ class LedgerRecord:
         return self.amount - self.refunded
 
 
-def ledger_record(item: dict[str, Any]) -> LedgerRecord:
+def ledger_record(item: LedgerItem) -> LedgerRecord:
+    amount, refunded = int(item.amount), int(item.refunded)
     facts = ChargeFacts(
-        id=item["charge_id"],
-        created=item["created"],
-        currency=item["currency"],
-        amount=item["amount"],
-        amount_captured=item["amount"],
-        amount_refunded=item["refunded"],
+        id=item.charge_id,
+        created=int(item.created),
+        currency=item.currency,
+        amount=amount,
+        amount_captured=amount,
+        amount_refunded=refunded,
         captured=True,
         status="succeeded",
-        customer_id=item.get("customer_id"),
-        billing_email=item.get("billing_email"),
-        receipt_email=item.get("receipt_email"),
-        payment_intent=item.get("payment_intent"),
-        meta_visitor=item.get("meta_visitor"),
+        customer_id=item.customer_id,
+        billing_email=item.billing_email,
+        receipt_email=item.receipt_email,
+        payment_intent=item.payment_intent,
+        meta_visitor=item.meta_visitor,
     )
     return LedgerRecord(
         facts=facts,
-        visitor_id=item.get("visitor_id"),
-        tier=item.get("tier"),
-        amount=item["amount"],
-        refunded=item["refunded"],
-        refund_steps=tuple((int(c), int(t)) for c, t in item.get("refund_steps", [])),
-        version=item.get("version", 0),
+        visitor_id=item.visitor_id,
+        tier=_int(item.tier),
+        amount=amount,
+        refunded=refunded,
+        refund_steps=tuple((int(c), int(t)) for c, t in item.refund_steps or ()),
+        version=int(item.version or 0),
     )
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def new_ledger_record(facts: ChargeFacts, visitor_id: str | None, tier: int | None) -> LedgerRecord:
@@ -77,20 +82,20 @@ class CustomerRoot:
     dirty: bool = False
 
 
-def customer_root(customer_id: str, item: dict[str, Any] | None) -> CustomerRoot:
+def customer_root(customer_id: str, item: CustomerItem | None) -> CustomerRoot:
     if item is None:
         return CustomerRoot(CustomerRecord(customer_id), False, None, None)
     link = None
-    if item.get("visitor_id"):
-        link = Link(item["visitor_id"], (item["link_created"], item["link_id"]), item["tier"])
+    if item.visitor_id:
+        link = Link(item.visitor_id, (int(item.link_created or 0), item.link_id or ""), int(item.tier or 0))
     record = CustomerRecord(
         customer_id,
-        email=item.get("email"),
-        meta_visitor=item.get("meta_visitor"),
-        visitor_id=item.get("visitor_id"),
-        tier=item.get("tier"),
+        email=item.email,
+        meta_visitor=item.meta_visitor,
+        visitor_id=item.visitor_id,
+        tier=_int(item.tier),
     )
-    return CustomerRoot(record, bool(item.get("fetched")), link, item.get("version", 0), bool(item.get("dirty")))
+    return CustomerRoot(record, bool(item.fetched), link, int(item.version or 0), bool(item.dirty))
 
 
 @dataclass(frozen=True)
@@ -102,27 +107,27 @@ class PaymentJoin:
     version: int | None = None  # None: no item yet
 
 
-def payment_join(item: dict[str, Any] | None) -> PaymentJoin:
+def payment_join(item: PaymentItem | None) -> PaymentJoin:
     if item is None:
         return PaymentJoin()
-    return PaymentJoin(frozenset(item.get("sessions", ())), frozenset(item.get("charges", ())), item.get("version", 0))
+    return PaymentJoin(frozenset(item.sessions or ()), frozenset(item.charges or ()), int(item.version or 0))
 
 
-def session_facts(item: dict[str, Any]) -> SessionFacts:
+def session_facts(item: SessionItem) -> SessionFacts:
     return SessionFacts(
-        id=item["session_id"],
-        created=item["created"],
-        customer_id=item.get("customer_id"),
-        payment_intents=tuple(item.get("payment_intents", ())),
-        meta_visitor=item.get("meta_visitor"),
-        client_reference_id=item.get("client_reference_id"),
-        email=item.get("email"),
-        completed=bool(item.get("completed")),
-        mode=item.get("mode", "payment"),
-        invoice=item.get("invoice"),
-        subscription=item.get("subscription"),
-        amount_total=item.get("amount_total"),
-        currency=item.get("currency"),
+        id=item.session_id,
+        created=int(item.created),
+        customer_id=item.customer_id,
+        payment_intents=tuple(item.payment_intents or ()),
+        meta_visitor=item.meta_visitor,
+        client_reference_id=item.client_reference_id,
+        email=item.email,
+        completed=bool(item.completed),
+        mode=item.mode or "payment",
+        invoice=item.invoice,
+        subscription=item.subscription,
+        amount_total=_int(item.amount_total),
+        currency=item.currency,
     )
 
 
@@ -136,10 +141,23 @@ class Profile:
     plan_version: int = 0
 
 
-def profile(item: dict[str, Any]) -> Profile:
-    subscriptions = {
-        name.removeprefix(keys.SUBSCRIPTION_ATTR_PREFIX): SubscriptionState(**value)
-        for name, value in item.items()
-        if name.startswith(keys.SUBSCRIPTION_ATTR_PREFIX)
-    }
-    return Profile(item["visitor_id"], subscriptions, int(item.get("plan_version", 0)))
+def profile(item: ProfileItem) -> Profile:
+    subscriptions = {sid: subscription_state(state) for sid, state in plain(item.subscriptions).items()}
+    return Profile(item.visitor_id, subscriptions, int(item.plan_version or 0))
+
+
+def subscription_state(value: dict[str, Any]) -> SubscriptionState:
+    return SubscriptionState(**value)
+
+
+def plain(value: Any) -> Any:
+    """A raw map attribute (or its nested values) as plain Python: dicts, lists, ints."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -13,14 +13,18 @@ transaction, so the ledger/total invariant holds after every one of them.
 from __future__ import annotations
 
 import copy
-import json
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from .. import dynamo
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from .. import dynamo, tables
 from ..isotime import iso_seconds
-from ..settings import get_settings
 from . import keys
 from .intents import (
     AddRef,
@@ -38,14 +42,34 @@ from .intents import (
     MarkEvent,
     MoveCharge,
     PlaceContext,
+    PlaceGuestCheckout,
     PlaceSubscription,
     SaveRoot,
     SaveSession,
     SetPlan,
-    ShowOnTimeline,
+)
+from .items import (
+    ChargeMemberItem,
+    ContextItem,
+    CustomerItem,
+    EmailHeadItem,
+    EventMarkItem,
+    GuestCheckoutItem,
+    LedgerItem,
+    PaymentItem,
+    ProfileBooking,
+    ProfileItem,
+    RefItem,
+    RevenueItem,
+    SessionItem,
+    SessionMemberItem,
+    SubscriptionItem,
+    TimelineItem,
+    UnattributedItem,
 )
 from .plans import SubscriptionState
 from .records import LedgerRecord, PaymentJoin
+from .store import Key, pk_sk
 from .timeline import TimelineEntry, charge_events
 
 MAX_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
@@ -127,27 +151,37 @@ class _JoinChange:
     charges: set[str] = field(default_factory=set)
 
 
+@dataclass
+class _Op:
+    kind: str  # check | delete | put | update: the order TransactWriteItems lists them in (pynamodb's)
+    label: str  # what a failed condition on this item means
+    add: Callable[[TransactWrite], None]
+
+
+_ORDER = ("check", "delete", "put", "update")
+
+
 class Transaction:
     """One TransactWriteItems, built intent by intent; each item's label says what a cancellation means.
 
     One operation per item (DynamoDB's rule): totals and plan changes are merged into one update per
     owner, join changes into one write per PaymentIntent, a condition check on an item the
     transaction also writes is dropped (the write carries its own condition), and writing the same
-    membership or reference twice is writing it once.
+    membership or reference twice is writing it once. Versions are pynamodb's `VersionAttribute`s:
+    an item saved with the version it was read at is written only if it is still at that version,
+    and one higher.
     """
 
     def __init__(self, project: str) -> None:
         self.project = project
-        self.table = get_settings().revenue_table
         self.roots: dict[str, _RootWrite] = {}
-        self._items: list[dict[str, Any]] = []
-        self._labels: list[str] = []
-        self._keys: dict[str, int] = {}
+        self._ops: dict[tuple[str, str], _Op] = {}
         self._owners: dict[str | None, _OwnerChange] = {}
         self._joins: dict[str, _JoinChange] = {}
 
     def __len__(self) -> int:
-        return len(self._items) + len(self.roots) + len(self._owners) + len(self._joins)
+        owners = sum(max(1, len(c.amounts)) if v is None else 1 for v, c in self._owners.items())
+        return len(self._ops) + len(self.roots) + owners + len(self._joins)
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -157,63 +191,71 @@ class Transaction:
 
     def try_add(self, intents: list[Intent], limit: int, root: SaveRoot | None = None) -> bool:
         """Add the intents (and the scope's customer item) if all of them fit, else change nothing."""
-        saved = (
-            list(self._items),
-            list(self._labels),
-            dict(self._keys),
-            dict(self.roots),
-            copy.deepcopy(self._owners),
-            copy.deepcopy(self._joins),
-        )
+        saved = (dict(self._ops), dict(self.roots), copy.deepcopy(self._owners), copy.deepcopy(self._joins))
         if root is not None:
             self.roots.setdefault(root.before.record.customer_id, _RootWrite(root))
         for intent in intents:
             self._apply(intent)
         if len(self) <= limit:
             return True
-        self._items, self._labels, self._keys, self.roots, self._owners, self._joins = saved
+        self._ops, self.roots, self._owners, self._joins = saved
         return False
 
     def _apply(self, intent: Intent) -> None:
         p = self.project
         match intent:
             case ExpectHead(email, version):
-                self._check("head", keys.email_head(p, email), version)
+                self._check("head", EmailHeadItem, keys.email_head(p, email), version)
             case ExpectNoVisitor(visitor_id):
-                self._add("visitor", keys.visitor(p, visitor_id), "ConditionCheck", _absent())
+                self._check("visitor", ProfileItem, keys.visitor(p, visitor_id), None)
             case ExpectJoin(payment_intent, version):
-                self._check("payment", keys.payment(p, payment_intent), version)
+                self._check("payment", PaymentItem, keys.payment(p, payment_intent), version)
             case ExpectLedger(charge_id, version):
-                self._check("ledger", keys.ledger(p, charge_id), version)
+                self._check("ledger", LedgerItem, keys.ledger(p, charge_id), version)
             case SaveSession(session):
-                values = {"session_id": session.id, **{k: v for k, v in asdict(session).items() if k != "id"}}
-                values["payment_intents"] = list(session.payment_intents) or None
-                self._put("session", keys.session(p, session.id), values)
+                values = {k: v for k, v in asdict(session).items() if k not in ("id", "payment_intents")}
+                self._save(
+                    "session",
+                    SessionItem,
+                    keys.session(p, session.id),
+                    session_id=session.id,
+                    **values,
+                    payment_intents=list(session.payment_intents) or None,
+                )
             case JoinPayment(payment_intent, join, session, charge):
                 self._join(payment_intent, join, session, charge)
             case AddSessionMember(customer_id, session_id):
-                self._put_once("member", keys.customer_session(p, customer_id, session_id), {"session_id": session_id})
+                self._save(
+                    "member",
+                    SessionMemberItem,
+                    keys.customer_session(p, customer_id, session_id),
+                    once=True,
+                    session_id=session_id,
+                )
             case AddRef(scope, email, visitor_id):
                 if email:
-                    self._put_once("ref", keys.email_ref(p, email, scope), {"scope": scope})
+                    self._save("ref", RefItem, keys.email_ref(p, email, scope), once=True, scope=scope)
                 if visitor_id:
-                    self._put_once("ref", keys.visitor_ref(p, visitor_id, scope), {"scope": scope})
+                    self._save("ref", RefItem, keys.visitor_ref(p, visitor_id, scope), once=True, scope=scope)
             case LinkCustomer(visitor_id, customer_id, linked):
                 owner = self._owner(visitor_id)
                 (owner.linked if linked else owner.unlinked).add(customer_id)
-            case ShowOnTimeline(visitor_id, entry):
-                self._put_timeline(visitor_id, entry)
             case MarkEvent(event_id):
-                values = {"event_id": event_id, "expires_at": int(time.time()) + EVENT_MARK_DAYS * 86_400}
-                self._put("event", keys.event_mark(p, event_id), values, _absent())
+                expires = timedelta(days=EVENT_MARK_DAYS)  # TTL: DynamoDB deletes it then
+                self._save(
+                    "event",
+                    EventMarkItem,
+                    keys.event_mark(p, event_id),
+                    absent=True,
+                    event_id=event_id,
+                    expires_at=expires,
+                )
             case BookCharge(record, join):
                 self._book(record, join)
             case MoveCharge(before, after):
                 self._move(before, after)
             case BookRefund(before, after, entry):
-                self._put(
-                    "ledger", keys.ledger(p, after.facts.id), self._ledger_values(after), _version(before.version)
-                )
+                self._save_ledger(after, expected=before.version)
                 self._add_total(before.visitor_id, before.facts.currency, -(after.refunded - before.refunded))
                 if after.visitor_id:
                     self._put_timeline(after.visitor_id, entry)
@@ -222,11 +264,23 @@ class Transaction:
                     self._delete_timeline(before, entry)
                 if after:
                     self._put_timeline(after, entry)
-                item = {"context": context, "placed_visitor": after}
-                self._put("context", keys.customer_context(p, customer_id, event_key), item)
+                self._save(
+                    "context",
+                    ContextItem,
+                    keys.customer_context(p, customer_id, event_key),
+                    context=context,
+                    placed_visitor=after,
+                )
+            case PlaceGuestCheckout(session_id, context, entry, before, after, version):
+                if before and before != after:
+                    self._delete_timeline(before, entry)
+                if after:
+                    self._put_timeline(after, entry)
+                key = keys.guest_checkout(p, session_id)
+                self._save("guest", GuestCheckoutItem, key, context=context, placed_visitor=after, version=version)
             case PlaceSubscription(customer_id, state, after):
-                item = {"state": asdict(state), "placed_visitor": after}
-                self._put("subscription", keys.customer_subscription(p, customer_id, state.subscription_id), item)
+                key = keys.customer_subscription(p, customer_id, state.subscription_id)
+                self._save("subscription", SubscriptionItem, key, state=asdict(state), placed_visitor=after)
             case SetPlan(visitor_id, changes, chosen, expected_version):
                 owner = self._owner(visitor_id)
                 owner.subscriptions.update(changes)
@@ -234,20 +288,19 @@ class Transaction:
 
     def _book(self, record: LedgerRecord, join: PaymentJoin | None) -> None:
         p, facts = self.project, record.facts
-        self._put("ledger", keys.ledger(p, facts.id), self._ledger_values(record), _absent())
+        self._save_ledger(record, expected=None)
         self._add_total(record.visitor_id, facts.currency, record.net)
         if record.visitor_id:
             for entry in charge_events(record):
                 self._put_timeline(record.visitor_id, entry)
         if facts.customer_id:
-            self._put_once("member", keys.customer_charge(p, facts.customer_id, facts.id), {"charge_id": facts.id})
+            key = keys.customer_charge(p, facts.customer_id, facts.id)
+            self._save("member", ChargeMemberItem, key, once=True, charge_id=facts.id)
         if facts.payment_intent and join is not None:
             self._join(facts.payment_intent, join, None, facts.id)
 
     def _move(self, before: LedgerRecord, after: LedgerRecord) -> None:
-        self._put(
-            "ledger", keys.ledger(self.project, after.facts.id), self._ledger_values(after), _version(before.version)
-        )
+        self._save_ledger(after, expected=before.version)
         if before.visitor_id != after.visitor_id:
             self._add_total(before.visitor_id, before.facts.currency, -before.net)
             self._add_total(after.visitor_id, after.facts.currency, after.net)
@@ -260,60 +313,37 @@ class Transaction:
 
     # -- items --------------------------------------------------------------------------------------
 
-    def _add(self, label: str, key: dict[str, Any], operation: str, body: dict[str, Any]) -> None:
-        identity = json.dumps(key, sort_keys=True)
-        if identity in self._keys:
-            index = self._keys[identity]
-            if operation == "ConditionCheck":
+    def _add(self, key: tuple[str, str], op: _Op) -> None:
+        current = self._ops.get(key)
+        if current is not None:
+            if op.kind == "check":
                 return
-            if "ConditionCheck" in self._items[index]:  # a write supersedes a mere check
-                self._items[index] = self._operation(operation, key, body)
-                self._labels[index] = label
-                return
-            raise ValueError(f"two writes to one item in a transaction: {label}")
-        self._keys[identity] = len(self._items)
-        self._labels.append(label)
-        self._items.append(self._operation(operation, key, body))
+            if current.kind != "check":  # a write supersedes a mere check; two writes are a bug
+                raise ValueError(f"two writes to one item in a transaction: {op.label}")
+        self._ops[key] = op
 
-    def _operation(self, operation: str, key: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        if operation == "Put":
-            rest = {k: v for k, v in body.items() if k != "Item"}
-            return {"Put": {"TableName": self.table, "Item": {**key, **body["Item"]}, **rest}}
-        return {operation: {"TableName": self.table, "Key": key, **body}}
+    def _check(self, label: str, model: type[RevenueItem], key: Key, version: int | None) -> None:
+        """The item is as read: absent (None), or at `version`."""
+        condition = model.pk.does_not_exist() if version is None else model.version == version  # type: ignore[attr-defined]
+        pk, sk = pk_sk(key)
+        self._add((pk, sk), _Op("check", label, lambda tx: tx.condition_check(model, pk, sk, condition)))
 
-    def _check(self, label: str, key: dict[str, Any], version: int | None) -> None:
-        self._add(label, key, "ConditionCheck", _version(version))
-
-    def _put(
-        self, label: str, key: dict[str, Any], values: dict[str, Any], condition: dict[str, Any] | None = None
+    def _save(
+        self, label: str, model: type[RevenueItem], key: Key, *, once: bool = False, absent: bool = False, **values: Any
     ) -> None:
-        body = {"Item": dynamo.to_item({"project_id": self.project, **values}), **(condition or {})}
-        self._add(label, key, "Put", body)
+        pk, sk = pk_sk(key)
+        if once and (pk, sk) in self._ops:
+            return
+        if values.get("version", 0) is None:  # never written: pynamodb expects it absent
+            del values["version"]
+        item = model(pk, sk, project_id=self.project, **values)
+        condition = model.pk.does_not_exist() if absent else None
+        self._add((pk, sk), _Op("put", label, lambda tx: tx.save(item, condition)))
 
-    def _put_once(self, label: str, key: dict[str, Any], values: dict[str, Any]) -> None:
-        if json.dumps(key, sort_keys=True) not in self._keys:
-            self._put(label, key, values)
-
-    def _put_timeline(self, visitor_id: str, entry: TimelineEntry) -> None:
-        values = {
-            "visitor_id": visitor_id,
-            "event_id": entry.event_id,
-            "type": entry.type,
-            "occurred_at": iso_seconds(entry.at),
-            "amount": entry.amount,
-            "currency": entry.currency,
-            "revenue": entry.revenue,
-            "stripe_object_id": entry.stripe_object_id,
-            "attribution_tier": entry.tier,
-        }
-        self._put("timeline", keys.timeline_event(self.project, visitor_id, entry.at, entry.event_id), values)
-
-    def _delete_timeline(self, visitor_id: str, entry: TimelineEntry) -> None:
-        self._add("timeline", keys.timeline_event(self.project, visitor_id, entry.at, entry.event_id), "Delete", {})
-
-    def _ledger_values(self, record: LedgerRecord) -> dict[str, Any]:
+    def _save_ledger(self, record: LedgerRecord, *, expected: int | None) -> None:
+        """The entry, written only if it is still at the version read (None: only if absent)."""
         f = record.facts
-        return {
+        values: dict[str, Any] = {
             "charge_id": f.id,
             "created": f.created,
             "currency": f.currency,
@@ -327,9 +357,31 @@ class Transaction:
             "meta_visitor": f.meta_visitor,
             "billing_email": f.billing_email,
             "receipt_email": f.receipt_email,
-            "version": record.version,
             **keys.ledger_index(self.project, f.created, f.id),
         }
+        self._save("ledger", LedgerItem, keys.ledger(self.project, f.id), version=expected, **values)
+
+    def _put_timeline(self, visitor_id: str, entry: TimelineEntry) -> None:
+        key = keys.timeline_event(self.project, visitor_id, entry.at, entry.event_id)
+        self._save(
+            "timeline",
+            TimelineItem,
+            key,
+            visitor_id=visitor_id,
+            event_id=entry.event_id,
+            type=entry.type,
+            occurred_at=iso_seconds(entry.at),
+            amount=entry.amount,
+            currency=entry.currency,
+            revenue=entry.revenue,
+            stripe_object_id=entry.stripe_object_id,
+            attribution_tier=entry.tier,
+        )
+
+    def _delete_timeline(self, visitor_id: str, entry: TimelineEntry) -> None:
+        pk, sk = pk_sk(keys.timeline_event(self.project, visitor_id, entry.at, entry.event_id))
+        item = TimelineItem(pk, sk)
+        self._add((pk, sk), _Op("delete", "timeline", lambda tx: tx.delete(item)))
 
     # -- merged per item ----------------------------------------------------------------------------
 
@@ -349,129 +401,92 @@ class Transaction:
         for customer, write in self.roots.items():
             self._flush_root(customer, write)
         for visitor_id, change in self._owners.items():
-            self._flush_owner(visitor_id, change)
+            if visitor_id is None:
+                self._flush_unattributed(change)
+            else:
+                self._flush_visitor(visitor_id, change)
         for payment_intent, join_change in self._joins.items():
             join = join_change.join
-            values = {
-                "payment_intent": payment_intent,
-                "sessions": set(join.sessions | join_change.sessions) or None,
-                "charges": set(join.charges | join_change.charges) or None,
-                "version": (join.version or 0) + 1,
-            }
-            self._put("payment", keys.payment(self.project, payment_intent), values, _version(join.version))
+            self._save(
+                "payment",
+                PaymentItem,
+                keys.payment(self.project, payment_intent),
+                payment_intent=payment_intent,
+                sessions=set(join.sessions | join_change.sessions) or None,
+                charges=set(join.charges | join_change.charges) or None,
+                version=join.version,
+            )
         self.roots, self._owners, self._joins = {}, {}, {}
 
     def _flush_root(self, customer: str, write: _RootWrite) -> None:
         save, record, link = write.save, write.save.record, write.save.link
         read = save.before.version
-        expected = read if write.step == 0 else (read or 0) + write.step
-        values = {
-            "customer_id": customer,
-            "email": record.email,
-            "meta_visitor": record.meta_visitor,
-            "fetched": save.fetched,
-            "visitor_id": link.visitor_id if link else None,
-            "tier": link.tier if link else None,
-            "link_created": link.evidence[0] if link else None,
-            "link_id": link.evidence[1] if link else None,
-            "dirty": write.dirty or None,
-            "version": (read or 0) + write.step + 1,
-        }
-        self._put("customer", keys.customer_link(self.project, customer), values, _version(expected))
+        self._save(
+            "customer",
+            CustomerItem,
+            keys.customer_link(self.project, customer),
+            customer_id=customer,
+            email=record.email,
+            meta_visitor=record.meta_visitor,
+            fetched=save.fetched,
+            visitor_id=link.visitor_id if link else None,
+            tier=link.tier if link else None,
+            link_created=link.evidence[0] if link else None,
+            link_id=link.evidence[1] if link else None,
+            dirty=write.dirty or None,
+            version=read if write.step == 0 else (read or 0) + write.step,  # the version this step expects
+        )
 
-    def _flush_owner(self, visitor_id: str | None, change: _OwnerChange) -> None:
-        """One update per owner item: every currency, link and plan change at once."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        sets: list[str] = []
-        adds: list[str] = []
-        removes: list[str] = []
-        for i, (currency, amount) in enumerate(sorted(change.amounts.items())):
-            if amount:
-                names[f"#r{i}"], values[f":r{i}"] = keys.REVENUE_PREFIX + currency, {"N": str(amount)}
-                adds.append(f"#r{i} :r{i}")
-        for i, customer in enumerate(sorted(change.linked ^ change.unlinked)):
-            names[f"#l{i}"] = keys.LINKED_PREFIX + customer
-            if customer in change.linked:
-                values[":linked"] = {"BOOL": True}
-                sets.append(f"#l{i} = :linked")
-            else:
-                removes.append(f"#l{i}")
-        for i, (subscription_id, state) in enumerate(sorted(change.subscriptions.items())):
-            names[f"#s{i}"] = keys.SUBSCRIPTION_ATTR_PREFIX + subscription_id
-            if state is None:
-                removes.append(f"#s{i}")
-            else:
-                values[f":s{i}"] = _value(asdict(state))
-                sets.append(f"#s{i} = :s{i}")
-        conditions = []
+    def _flush_unattributed(self, change: _OwnerChange) -> None:
+        """The unattributed total: one item per currency, created by its first ADD."""
+        for currency, amount in sorted(change.amounts.items()):
+            if not amount:
+                continue
+            pk, sk = pk_sk(keys.unattributed(self.project, currency))
+            actions: list[Action] = [
+                UnattributedItem.amount.add(amount),
+                UnattributedItem.kind.set(UnattributedItem),
+                UnattributedItem.project_id.set(self.project),
+                UnattributedItem.currency.set(currency),
+            ]
+            self._add((pk, sk), _Op("update", "unattributed", _update(UnattributedItem(pk, sk), actions)))
+
+    def _flush_visitor(self, visitor_id: str, change: _OwnerChange) -> None:
+        """One update of the visitor's profile: every currency, link and plan change at once."""
+        b = ProfileBooking
+        actions: list[Action] = [b.revenue[c].add(a) for c, a in sorted(change.amounts.items()) if a]
+        for customer in sorted(change.linked ^ change.unlinked):
+            actions.append(b.linked[customer].set(True) if customer in change.linked else b.linked[customer].remove())
+        for subscription_id, state in sorted(change.subscriptions.items()):
+            slot = b.subscriptions[subscription_id]
+            actions.append(slot.remove() if state is None else slot.set(asdict(state)))
+        condition = b.pk.exists()  # totals only on a visitor that exists
         if change.plan is not None:
             chosen, expected = change.plan
-            names["#plan"], names["#pv"] = "plan", "plan_version"
-            values[":pv"] = {"N": str(expected + 1)}
-            sets.append("#pv = :pv")
-            if chosen is None:
-                removes.append("#plan")
-            else:
-                values[":plan"] = _value(chosen)
-                sets.append("#plan = :plan")
-            values[":pv_read"] = {"N": str(expected)}
-            conditions.append("(attribute_not_exists(#pv) OR #pv = :pv_read)" if expected == 0 else "#pv = :pv_read")
-        if visitor_id is None:
-            names["#project"], values[":project"] = "project_id", {"S": self.project}
-            sets.append("#project = :project")
-            key, label = keys.unattributed(self.project), "unattributed"
-        else:
-            conditions.insert(0, "attribute_exists(pk)")  # totals only on a visitor that exists
-            key, label = keys.visitor(self.project, visitor_id), "visitor"
-        clauses = [
-            f"{verb} {', '.join(parts)}" for verb, parts in (("SET", sets), ("ADD", adds), ("REMOVE", removes)) if parts
-        ]
-        if not clauses:
+            actions.append(b.plan.remove() if chosen is None else b.plan.set(chosen))
+            actions.append(b.plan_version.set(expected + 1))
+            read = b.plan_version == expected
+            condition &= (b.plan_version.does_not_exist() | read) if expected == 0 else read
+        if not actions:
             return
-        body: dict[str, Any] = {"UpdateExpression": " ".join(clauses), "ExpressionAttributeNames": names}
-        if values:
-            body["ExpressionAttributeValues"] = values
-        if conditions:
-            body["ConditionExpression"] = " AND ".join(conditions)
-        self._add(label, key, "Update", body)
+        pk, sk = pk_sk(keys.visitor(self.project, visitor_id))
+        self._add((pk, sk), _Op("update", "visitor", _update(b(pk, sk), actions, condition)))
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def requests(self) -> list[dict[str, Any]]:
-        """The TransactItems (after merging totals, joins and customer items); for tests and commit."""
-        self._flush()
-        return self._items
-
     def commit(self) -> None:
         """Write everything or nothing; a failed condition becomes the domain error it means."""
-        items = self.requests()
-        if not items:
+        self._flush()
+        ops = sorted(self._ops.values(), key=lambda op: _ORDER.index(op.kind))  # stable: pynamodb's order
+        if not ops:
             return
-        with dynamo.translate_errors(self._labels):
-            dynamo.client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        with (
+            dynamo.translate_errors([op.label for op in ops]),
+            TransactWrite(connection=tables.revenue_connection()) as tx,
+        ):
+            for op in ops:
+                op.add(tx)
 
 
-def _absent() -> dict[str, Any]:
-    return {"ConditionExpression": "attribute_not_exists(pk)"}
-
-
-def _version(version: int | None) -> dict[str, Any]:
-    """The item is as read: absent (None), or at `version` (0: written before it carried one)."""
-    if version is None:
-        return _absent()
-    if version == 0:
-        return {
-            "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :v)",
-            "ExpressionAttributeNames": {"#v": "version"},
-            "ExpressionAttributeValues": {":v": {"N": "0"}},
-        }
-    return {
-        "ConditionExpression": "#v = :v",
-        "ExpressionAttributeNames": {"#v": "version"},
-        "ExpressionAttributeValues": {":v": {"N": str(version)}},
-    }
-
-
-def _value(value: Any) -> dict[str, Any]:
-    return dynamo.to_item({"v": value})["v"]  # type: ignore[no-any-return]
+def _update(item: Model, actions: list[Action], condition: Condition | None = None) -> Callable[[TransactWrite], None]:
+    return lambda tx: tx.update(item, actions, condition)

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from functions.reports_api.app import lambda_handler
-from shared import dynamo
+from shared import dynamo, tables
 from shared.errors import ServiceUnavailable
 from shared.reports import store
 from shared.revenue import keys
@@ -71,6 +71,8 @@ def entry_item(
         "visitor_id": visitor,
         "tier": tier,
         "customer_id": f"cus_{visitor or 'anon'}",
+        "kind": "ledger",
+        "version": 1,
         **extra,
         **keys.ledger_index(project, created, charge_id),
     }
@@ -83,6 +85,7 @@ def profile_item(visitor: str, source: str | None, *, project: str = P) -> dict[
         "project_id": project,
         "visitor_id": visitor,
         "version": 1,
+        "kind": "profile",
         "acquisition": {"source": source, "medium": "cpc"} if source else None,
     }
     return {**keys.visitor(project, visitor), **dynamo.to_item(values)}
@@ -99,9 +102,10 @@ def write(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
 def count_queries() -> list[dict[str, Any]]:
     """The Query calls the handler makes from now on (their parameters), through botocore's events."""
     calls: list[dict[str, Any]] = []
-    dynamo.client().meta.events.register(
-        "provide-client-params.dynamodb.Query", lambda params, **_: calls.append(dict(params))
-    )
+    for client in tables.clients():
+        client.meta.events.register(
+            "provide-client-params.dynamodb.Query", lambda params, **_: calls.append(dict(params))
+        )
     return calls
 
 
@@ -125,7 +129,10 @@ def ledger(aws: AwsEnv) -> None:
             profile_item("v1", "bing", project="proj-2"),
             entry_item("ch_9", T0 + 100, 99_999, visitor="v1", tier=1, project="proj-2"),
             # Items beside the ledger: the GSI holds only ledger entries.
-            {**keys.unattributed(P), **dynamo.to_item({"rev_usd": 700})},
+            {
+                **keys.unattributed(P, "usd"),
+                **dynamo.to_item({"kind": "unattributed", "currency": "usd", "amount": 700}),
+            },
         ],
     )
 
@@ -303,7 +310,8 @@ def _unreachable(**_: Any) -> None:
 @pytest.mark.usefixtures("ledger")
 @pytest.mark.parametrize("failure", [_throttled, _unreachable])
 def test_a_failing_query_is_503(lambda_context: Any, failure: Any) -> None:
-    dynamo.client().meta.events.register("before-call.dynamodb.Query", failure)
+    for client in tables.clients():
+        client.meta.events.register("before-call.dynamodb.Query", failure)
 
     status, body = call(lambda_context)
 

@@ -15,13 +15,12 @@ import boto3
 from bench.webhook_budget import BUDGET, Row, over_budget, scenarios, webhook_request
 from functions.stripe_webhook.app import lambda_handler
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
-from shared import dynamo
 from shared.integrations.connect import connect
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
 from tests.conftest import AwsEnv, FakeLambdaContext
-from tests.revenue_checks import assert_invariant
+from tests.revenue_checks import assert_invariant, dynamodb_hook
 
 PROJECT = "budget"
 
@@ -51,11 +50,8 @@ def test_known_customers_events_stay_within_the_request_budget(
         assert response["statusCode"] == 200, response
         rows.append((label, event["type"], Counter(calls), control.stats(account.id), 0.0))
 
-    dynamo.client().meta.events.register("before-call.dynamodb", count)
-    try:
+    with dynamodb_hook("before-call.dynamodb", count):
         scenarios(control.client(account.secret_key), control, deliver)
-    finally:
-        dynamo.client().meta.events.unregister("before-call.dynamodb", count)
 
     assert over_budget(rows) == []
     budgeted = {(label, event_type) for label, event_type, *_ in rows if label in BUDGET}

@@ -19,11 +19,12 @@ from typing import Any
 import boto3
 import pytest
 import stripe
+from botocore.stub import Stubber
 
 from functions.stripe_webhook.app import lambda_handler
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from local.stripe_emulator.webhooks import sign
-from shared import dynamo
+from shared import dynamo, secrets
 from shared.integrations.connect import connect
 from shared.observability import logger
 from shared.revenue import keys
@@ -33,7 +34,7 @@ from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
-from tests.revenue_checks import assert_invariant, ledger, scan
+from tests.revenue_checks import assert_invariant, dynamodb_hook, ledger, scan
 
 PROJECT = "shop-1"
 ROUTE = "/webhooks/stripe/{project_id}"
@@ -123,10 +124,8 @@ def dynamodb_calls() -> Iterator[Counter[str]]:
     def count(model: Any, **_: Any) -> None:
         calls[model.name] += 1
 
-    events = dynamo.client().meta.events
-    events.register("before-call.dynamodb", count)
-    yield calls
-    events.unregister("before-call.dynamodb", count)
+    with dynamodb_hook("before-call.dynamodb", count):
+        yield calls
 
 
 # ---- booking --------------------------------------------------------------------------------
@@ -202,8 +201,7 @@ def test_an_unmatched_charge_is_unattributed_with_its_hints(
     assert entry["customer_id"] == customer.id
     (root,) = [i for i in scan(aws.revenue_table) if i["sk"] == keys.LINK]
     assert (root["email"], root.get("visitor_id")) == ("stranger@example.com", None)
-    (totals,) = [i for i in scan(aws.revenue_table) if i["sk"] == keys.TOTALS]
-    assert keys.totals_of(totals) == {"jpy": 4200}
+    assert keys.unattributed_of(scan(aws.revenue_table)) == {"jpy": 4200}
     # And the customer's email is remembered: the next charge needs no Stripe request
     second = pay(connected.client, 100, customer.id, currency="jpy")
     body_second = event_of(connected.client, "charge.succeeded", second)
@@ -248,6 +246,35 @@ def test_a_livemode_event_for_a_test_key_is_ignored(connected: Connected, aws: A
     status, body = deliver(json.dumps(event).encode(), connected.webhook_secret)
     assert (status, body["result"]) == (200, "ignored")
     assert ledger(aws.revenue_table, charge) is None
+
+
+def test_a_livemode_subscription_checkout_for_a_test_key_is_ignored_before_asking_stripe(
+    connected: Connected, control: EmulatorControl
+) -> None:
+    # Given a subscription-mode Checkout completed (its first invoice's payments are asked of Stripe)
+    price = connected.client.v1.prices.create(
+        params={"currency": "usd", "unit_amount": 1500, "recurring": {"interval": "month"}, "product_data": {"name": "P"}}
+    )
+    session = connected.client.v1.checkout.sessions.create(
+        params={"mode": "subscription", "line_items": [{"price": price.id, "quantity": 1}], "customer_email": "a@b.co"}
+    )
+    connected.client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", email="a@b.co")
+    event = json.loads(event_of(connected.client, "checkout.session.completed", session.id))
+    # When it arrives marked livemode for this test-mode key
+    event["livemode"] = True
+    control.reset_stats(connected.account.id)
+    status, body = deliver(json.dumps(event).encode(), connected.webhook_secret)
+    # Then it is ignored without a Stripe request (never a 503 because Stripe was asked first)
+    assert (status, body["result"]) == (200, "ignored")
+    assert control.stats(connected.account.id) == {}
+
+
+def test_a_secrets_manager_throttle_is_503_not_404(connected: Connected, a_charge_event: bytes) -> None:
+    secrets.provider().clear_cache()  # type: ignore[no-untyped-call]
+    with Stubber(secrets.client()) as stubber:
+        stubber.add_client_error("get_secret_value", service_error_code="ThrottlingException", http_status_code=400)
+        status, body = deliver(a_charge_event, connected.webhook_secret)
+    assert (status, body["error"]["code"]) == (503, "service_unavailable")
 
 
 # ---- refusals: nothing read or written ---------------------------------------------------------

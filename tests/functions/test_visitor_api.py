@@ -76,6 +76,8 @@ def put_event(aws: AwsEnv, visitor_id: str, epoch: int, event_key: str, revenue:
         "revenue": revenue,
         "stripe_object_id": event_key,
         "attribution_tier": 2,
+        "kind": "timeline",
+        "visitor_id": visitor_id,
     }
     item = {**keys.timeline_event(P, visitor_id, epoch, event_key), **dynamo.to_item(values)}
     boto3.client("dynamodb").put_item(TableName=aws.revenue_table, Item=item)
@@ -244,13 +246,14 @@ def test_get_shows_what_booking_keeps_on_the_visitor(aws: AwsEnv, lambda_context
     boto3.client("dynamodb").update_item(
         TableName=aws.revenue_table,
         Key=keys.visitor(P, "v1"),
-        UpdateExpression="ADD rev_usd :usd, rev_jpy :jpy, rev_eur :zero, stripe_customer_ids :cus SET #plan = :plan",
+        UpdateExpression="SET revenue.usd = :usd, revenue.jpy = :jpy, revenue.eur = :zero, "
+        "linked.cus_B = :linked, linked.cus_A = :linked, #plan = :plan",
         ExpressionAttributeNames={"#plan": "plan"},
         ExpressionAttributeValues={
             ":usd": {"N": "12300"},
             ":jpy": {"N": "500"},
             ":zero": {"N": "0"},
-            ":cus": {"SS": ["cus_B", "cus_A"]},
+            ":linked": {"BOOL": True},
             ":plan": dynamo.to_item({"plan": plan})["plan"],
         },
     )

@@ -222,8 +222,8 @@ def snapshot_of(items: list[dict[str, Any]]) -> Snapshot:
         elif item["sk"] == keys.PROFILE:
             totals[item["visitor_id"]] = keys.totals_of(item)
             customer_ids[item["visitor_id"]] = set(keys.linked_customers_of(item))
-        elif item["sk"] == keys.TOTALS:
-            unattributed = keys.totals_of(item)
+        elif item["sk"].startswith(f"{keys.TOTALS}#") and int(item["amount"]):
+            unattributed[item["currency"]] = int(item["amount"])
         elif item["sk"] == keys.LINK:
             visitor = item.get("visitor_id")
             links[item["customer_id"]] = (

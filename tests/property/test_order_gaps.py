@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from shared.revenue import engine, keys
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
@@ -26,12 +24,6 @@ def checkout_events(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine._write_new_session places a guest session's Checkout Completed event once, when the "
-    "session arrives: a visitor its client_reference_id names (or its email's head) appearing later "
-    "gets the session's charge (tier 1) but never the event",
-)
 def test_a_guest_checkout_event_follows_its_visitor_created_later(stack: Stack) -> None:
     world = World(
         visitors=(VisitorSpec("v2", None, T0 + 30 * MINUTE),),

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from shared import dynamo
 from shared.revenue import engine, keys
 from shared.revenue.decision import Arrivals
 from shared.revenue.models import ChargeFacts, CustomerRecord
@@ -22,7 +21,7 @@ from shared.visitors.store import DynamoVisitorStore
 from tests.conftest import AwsEnv
 from tests.property.harness import connect_project
 from tests.property.world import ChargeSpec, CustomerSpec, SessionSpec, World, charge_object, event, session_object
-from tests.revenue_checks import assert_invariant, scan
+from tests.revenue_checks import assert_invariant, dynamodb_hook, scan
 
 PROJECT = "proj-1"  # tests.property.harness.PROJECT
 T0 = 1_790_000_000
@@ -75,10 +74,8 @@ def transactions(aws: AwsEnv) -> Iterator[list[int]]:
     def count(params: dict[str, Any], **_: Any) -> None:
         sizes.append(len(params["TransactItems"]))
 
-    events = dynamo.client().meta.events
-    events.register("before-parameter-build.dynamodb.TransactWriteItems", count)
-    yield sizes
-    events.unregister("before-parameter-build.dynamodb.TransactWriteItems", count)
+    with dynamodb_hook("before-parameter-build.dynamodb.TransactWriteItems", count):
+        yield sizes
 
 
 def given_visitors() -> None:
@@ -112,10 +109,9 @@ def test_a_link_move_of_1000_charges_completes_in_transactions_of_at_most_100_it
         checked.append(1)
         assert_invariant(aws.revenue_table, in_process=True)
 
-    dynamo.client().meta.events.register("after-call.dynamodb.TransactWriteItems", invariant_after_each)
     # When a session earlier than all of them names v2 (the link moves: every charge with it)
-    assert deliver_session(w) == "resolved"
-    dynamo.client().meta.events.unregister("after-call.dynamodb.TransactWriteItems", invariant_after_each)
+    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", invariant_after_each):
+        assert deliver_session(w) == "resolved"
 
     # Then every charge is v2's, written in many transactions, none over DynamoDB's 100 items
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
@@ -143,11 +139,8 @@ def test_a_move_cut_short_by_a_crash_is_finished_by_the_retry(aws: AwsEnv, crash
         if len(written) == crash_after:
             raise Crash()
 
-    events = dynamo.client().meta.events
-    events.register("after-call.dynamodb.TransactWriteItems", crash)
-    with pytest.raises(Crash):
+    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
         deliver_session(w)
-    events.unregister("after-call.dynamodb.TransactWriteItems", crash)
 
     # The chain stopped half way: the customer is marked, the invariant holds, the money is split
     assert root(aws.revenue_table)["dirty"] is True
@@ -169,11 +162,8 @@ def test_a_later_charge_of_a_customer_mid_move_finishes_the_move(aws: AwsEnv) ->
     def crash(**_: Any) -> None:
         raise Crash()
 
-    events = dynamo.client().meta.events
-    events.register("after-call.dynamodb.TransactWriteItems", crash)
-    with pytest.raises(Crash):
+    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
         deliver_session(w)
-    events.unregister("after-call.dynamodb.TransactWriteItems", crash)
     assert root(aws.revenue_table)["dirty"] is True
 
     # A new charge of the customer arrives before Stripe's retry: it must not take the fast path
