@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 STRIPE_EMULATOR_PORT ?= 12111
 PYTEST_ARGS ?=
+RELIABILITY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook clean
+.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +51,9 @@ bench-webhook: $(STAMP) ## DynamoDB and Stripe requests per webhook event type (
 	$(BIN)/python -m bench.webhook_budget
 
 bench: bench-emulator bench-webhook ## Every benchmark
+
+reliability: $(STAMP) ## Generated worlds delivered serially and from 1/4/16 senders x3: mismatches, events/s, p50/p99
+	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -253,7 +253,12 @@ def test_a_livemode_subscription_checkout_for_a_test_key_is_ignored_before_askin
 ) -> None:
     # Given a subscription-mode Checkout completed (its first invoice's payments are asked of Stripe)
     price = connected.client.v1.prices.create(
-        params={"currency": "usd", "unit_amount": 1500, "recurring": {"interval": "month"}, "product_data": {"name": "P"}}
+        params={
+            "currency": "usd",
+            "unit_amount": 1500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "P"},
+        }
     )
     session = connected.client.v1.checkout.sessions.create(
         params={"mode": "subscription", "line_items": [{"price": price.id, "quantity": 1}], "customer_email": "a@b.co"}
