@@ -7,3 +7,8 @@ from datetime import UTC, datetime
 
 def iso_seconds(epoch: int | float) -> str:
     return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_now() -> str:
+    """Now, to the second, as the contract's ISO 8601 UTC string."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from . import secrets
 from .errors import InvalidSignature, NotFound, PayloadTooLarge
 from .http import check_id
 from .integrations import store as integrations
+from .isotime import iso_now
 from .observability import logger
 from .revenue import engine
 from .revenue.engine import Outcome
@@ -102,5 +102,5 @@ def _touch_last_event(project_id: str) -> None:
     now = time.monotonic()
     if now - _last_event_written.get(project_id, -LAST_EVENT_EVERY_SECONDS) < LAST_EVENT_EVERY_SECONDS:
         return
-    integrations.touch_last_event(project_id, datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
+    integrations.touch_last_event(project_id, iso_now())
     _last_event_written[project_id] = now

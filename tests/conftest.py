@@ -112,11 +112,12 @@ class AwsEnv:
 
 def reset_caches() -> None:
     """Forget lazily created clients and settings (each test has its own moto and environment)."""
-    from shared import dynamo, secrets, settings, tables
+    from shared import secrets, settings, tables
+    from tests import raw
 
     settings.get_settings.cache_clear()
     tables.bind.cache_clear()
-    dynamo.client.cache_clear()
+    raw.client.cache_clear()
     secrets.provider.cache_clear()
     secrets.client.cache_clear()
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import boto3
 
-from shared import dynamo, tables
+from shared import tables
 from shared.revenue import keys
+from tests import raw
 
 
 def scan(table: str) -> list[dict[str, Any]]:
@@ -19,7 +20,7 @@ def scan(table: str) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
         page = client.scan(**kwargs)
-        items.extend(dynamo.from_item(i) for i in page["Items"])
+        items.extend(raw.from_item(i) for i in page["Items"])
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -32,7 +33,7 @@ def scan_in_process(table: str) -> list[dict[str, Any]]:
     from moto.dynamodb.models import dynamodb_backends
 
     stored = dynamodb_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name or "us-east-1"].get_table(table)
-    return [dynamo.from_item(item.to_json()["Attributes"]) for item in stored.all_items()]
+    return [raw.from_item(item.to_json()["Attributes"]) for item in stored.all_items()]
 
 
 def assert_invariant(table: str, *, in_process: bool = False) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import stripe
 
 from .. import secrets
 from ..errors import AlreadyConnected, MissingPermissions
+from ..isotime import iso_now
 from ..observability import logger
 from ..settings import get_settings
 from ..stripe_api.client import API_VERSION, stripe_client
@@ -51,7 +51,7 @@ def connect(project_id: str, api_key: str) -> Integration:
             mode=key.mode,
             key_hint=key.hint,
             webhook_endpoint_id=endpoint.id,
-            connected_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            connected_at=iso_now(),
             warnings=[FULL_ACCESS_KEY_WARNING] if key.kind == "sk" else [],
         )
         store.create(integration)

@@ -11,10 +11,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from functions.reports_api.app import lambda_handler
-from shared import dynamo, tables
+from shared import tables
 from shared.errors import ServiceUnavailable
 from shared.reports import store
 from shared.revenue import keys
+from tests import raw
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 
@@ -76,7 +77,7 @@ def entry_item(
         **extra,
         **keys.ledger_index(project, created, charge_id),
     }
-    return {**keys.ledger(project, charge_id), **dynamo.to_item(values)}
+    return {**keys.ledger(project, charge_id), **raw.to_item(values)}
 
 
 def profile_item(visitor: str, source: str | None, *, project: str = P) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def profile_item(visitor: str, source: str | None, *, project: str = P) -> dict[
         "kind": "profile",
         "acquisition": {"source": source, "medium": "cpc"} if source else None,
     }
-    return {**keys.visitor(project, visitor), **dynamo.to_item(values)}
+    return {**keys.visitor(project, visitor), **raw.to_item(values)}
 
 
 def write(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
@@ -131,7 +132,7 @@ def ledger(aws: AwsEnv) -> None:
             # Items beside the ledger: the GSI holds only ledger entries.
             {
                 **keys.unattributed(P, "usd"),
-                **dynamo.to_item({"kind": "unattributed", "currency": "usd", "amount": 700}),
+                **raw.to_item({"kind": "unattributed", "currency": "usd", "amount": 700}),
             },
         ],
     )
@@ -244,7 +245,7 @@ def test_a_large_ledger_is_read_past_dynamodbs_1_mb_pages(aws: AwsEnv, lambda_co
         entry_item(f"ch_{i:04d}", T0 + i, 1000, refunded=100 * (i % 2), visitor=f"v{i % 150:03d}", tier=1 + i % 3)
         for i in range(1200)
     ]
-    write(aws, [{**item, **dynamo.to_item({"emails": padding})} for item in entries])
+    write(aws, [{**item, **raw.to_item({"emails": padding})} for item in entries])
     queries = count_queries()
 
     body = report(lambda_context)

@@ -24,7 +24,7 @@ from botocore.stub import Stubber
 from functions.stripe_webhook.app import lambda_handler
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from local.stripe_emulator.webhooks import sign
-from shared import dynamo, secrets
+from shared import secrets
 from shared.integrations.connect import connect
 from shared.observability import logger
 from shared.revenue import keys
@@ -32,6 +32,7 @@ from shared.settings import get_settings
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
+from tests import raw
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 from tests.revenue_checks import assert_invariant, dynamodb_hook, ledger, scan
@@ -110,10 +111,8 @@ def pay(
 
 
 def visitor_item(visitor_id: str) -> dict[str, Any]:
-    item = dynamo.client().get_item(TableName=get_settings().revenue_table, Key=keys.visitor(PROJECT, visitor_id))[
-        "Item"
-    ]
-    return dynamo.from_item(item)
+    item = raw.client().get_item(TableName=get_settings().revenue_table, Key=keys.visitor(PROJECT, visitor_id))["Item"]
+    return raw.from_item(item)
 
 
 @pytest.fixture

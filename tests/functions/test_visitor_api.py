@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from functions.visitor_api.app import lambda_handler
-from shared import dynamo
 from shared.revenue import keys
+from tests import raw
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 
@@ -79,7 +79,7 @@ def put_event(aws: AwsEnv, visitor_id: str, epoch: int, event_key: str, revenue:
         "kind": "timeline",
         "visitor_id": visitor_id,
     }
-    item = {**keys.timeline_event(P, visitor_id, epoch, event_key), **dynamo.to_item(values)}
+    item = {**keys.timeline_event(P, visitor_id, epoch, event_key), **raw.to_item(values)}
     boto3.client("dynamodb").put_item(TableName=aws.revenue_table, Item=item)
 
 
@@ -254,7 +254,7 @@ def test_get_shows_what_booking_keeps_on_the_visitor(aws: AwsEnv, lambda_context
             ":jpy": {"N": "500"},
             ":zero": {"N": "0"},
             ":linked": {"BOOL": True},
-            ":plan": dynamo.to_item({"plan": plan})["plan"],
+            ":plan": raw.to_item({"plan": plan})["plan"],
         },
     )
     # When the dashboard reads it, and after the tracker PUTs it again

@@ -20,7 +20,6 @@ from unittest import mock
 
 import boto3
 
-from shared import dynamo
 from shared.errors import DuplicateEvent
 from shared.revenue import engine, keys
 from shared.revenue.engine import Outcome
@@ -28,7 +27,7 @@ from shared.revenue.models import CustomerRecord
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
-from tests import revenue_checks
+from tests import raw, revenue_checks
 from tests.conftest import AwsEnv, reset_caches
 from tests.revenue_checks import assert_invariant, scan
 
@@ -63,7 +62,7 @@ class Stack:
     def reset(self) -> None:
         from local.stack.resources import create_table
 
-        client = dynamo.client()
+        client = raw.client()
         for name, properties in self.tables.items():
             client.delete_table(TableName=name)
             create_table(client, name, properties)
@@ -103,8 +102,8 @@ def moto_stack() -> Iterator[Stack]:
 
 def connect_project(env: AwsEnv, project: str = PROJECT) -> None:
     """The integration record as connecting leaves it (test mode), written directly."""
-    item = dynamo.to_item({"project_id": project, "status": "connected", "mode": "test"})
-    dynamo.client().put_item(TableName=env.integrations_table, Item=item)
+    item = raw.to_item({"project_id": project, "status": "connected", "mode": "test"})
+    raw.client().put_item(TableName=env.integrations_table, Item=item)
 
 
 def _strict_retrying(what: str, attempt_once: Callable[[], Outcome]) -> Outcome:
@@ -129,7 +128,7 @@ class _CachedClients:
     @staticmethod
     def client(service: str) -> Any:
         assert service == "dynamodb"
-        return dynamo.client()
+        return raw.client()
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 from pynamodb.exceptions import PynamoDBException
 
-from shared import dynamo, tables
+from shared import tables
 from shared.errors import ServiceUnavailable, StaleUpdate
 from shared.revenue import keys
 from shared.visitors.models import (
@@ -27,6 +27,7 @@ from shared.visitors.models import (
 )
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
+from tests import raw as stored
 from tests.conftest import AwsEnv
 
 P = "proj-1"
@@ -65,7 +66,7 @@ def body(**fields: object) -> VisitorChanges:
 
 def raw(aws: AwsEnv, key: dict[str, Any]) -> dict[str, Any] | None:
     item = boto3.client("dynamodb").get_item(TableName=aws.revenue_table, Key=key, ConsistentRead=True).get("Item")
-    return dynamo.from_item(item) if item else None
+    return stored.from_item(item) if item else None
 
 
 def email_partition(aws: AwsEnv, email_key: str) -> dict[str, dict[str, Any]]:
@@ -76,7 +77,7 @@ def email_partition(aws: AwsEnv, email_key: str) -> dict[str, dict[str, Any]]:
         ExpressionAttributeValues={":pk": {"S": keys.email_pk(P, email_key)}},
         ConsistentRead=True,
     )
-    return {item["sk"]: item for item in map(dynamo.from_item, response["Items"])}
+    return {item["sk"]: item for item in map(stored.from_item, response["Items"])}
 
 
 def book_revenue(aws: AwsEnv, visitor_id: str) -> None:
@@ -367,7 +368,7 @@ def put_event(aws: AwsEnv, visitor_id: str, epoch: int, event_key: str, **attrib
         "visitor_id": visitor_id,
         **attributes,
     }
-    item = {**keys.timeline_event(P, visitor_id, epoch, event_key), **dynamo.to_item(values)}
+    item = {**keys.timeline_event(P, visitor_id, epoch, event_key), **stored.to_item(values)}
     boto3.client("dynamodb").put_item(TableName=aws.revenue_table, Item=item)
 
 
