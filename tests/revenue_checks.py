@@ -29,7 +29,7 @@ def scan(table: str) -> list[dict[str, Any]]:
 def scan_in_process(table: str) -> list[dict[str, Any]]:
     """The table's items read straight from moto's in-process backend (mock_aws only): no request,
     no response serialisation, so a test can check a 5,000-item table after every transaction."""
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
     stored = dynamodb_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name or "us-east-1"].get_table(table)
