@@ -43,10 +43,10 @@ from local.stripe_emulator.webhooks import sign
 from shared import secrets
 from shared.integrations.connect import connect
 from shared.revenue import keys
-from shared.stripe_api.events import PROCESSED_EVENT_TYPES
 from tests import raw, revenue_checks
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv, FakeLambdaContext, reset_caches
+from tests.scenarios.harness import new_events
 
 VISITOR = "/projects/{project_id}/visitors/{visitor_id}"
 TIMELINE = VISITOR + "/timeline"
@@ -149,22 +149,7 @@ class Merchant:
 
     def new_events(self) -> list[bytes]:
         """Raw bodies of the processed-type events created since the last call, oldest first."""
-        fresh: list[str] = []
-        params: Any = {"types": list(PROCESSED_EVENT_TYPES), "limit": 100}
-        while True:
-            page = self.client.v1.events.list(params=params)
-            caught_up = False
-            for event in page.data:  # newest first: stop at the first one already handed out
-                if event.id in self.seen:
-                    caught_up = True
-                    break
-                fresh.append(event.id)
-            if caught_up or not page.has_more or not page.data:
-                break
-            params["starting_after"] = page.data[-1].id
-        fresh.reverse()
-        self.seen.update(fresh)
-        return [self.client.raw_request("get", f"/v1/events/{event_id}").body.encode() for event_id in fresh]
+        return new_events(self.client, self.seen)
 
 
 @contextmanager

@@ -189,22 +189,7 @@ class Shop:
 
     def new_events(self) -> list[bytes]:
         """Raw bodies of the processed-type events created since the last call, oldest first."""
-        fresh: list[str] = []
-        params: Any = {"types": list(PROCESSED_EVENT_TYPES), "limit": 100}
-        while True:
-            page = self.client.v1.events.list(params=params)
-            caught_up = False
-            for event in page.data:  # newest first: stop at the first one already handed out
-                if event.id in self.seen:
-                    caught_up = True
-                    break
-                fresh.append(event.id)
-            if caught_up or not page.has_more or not page.data:
-                break
-            params["starting_after"] = page.data[-1].id
-        fresh.reverse()
-        self.seen.update(fresh)
-        return [self.client.raw_request("get", f"/v1/events/{event_id}").body.encode() for event_id in fresh]
+        return new_events(self.client, self.seen)
 
     def deliver(self, body: bytes) -> str:
         """Stripe delivering one event: signed with this endpoint's secret, to the webhook handler."""
@@ -317,3 +302,23 @@ def shops_fixture(stripe_env: None, aws: AwsEnv, control: EmulatorControl, accou
 def shop_fixture(shops: Shops) -> Shop:
     """One project connected to a fresh emulator account; the invariant is asserted afterwards."""
     return shops.open("shop-1")
+
+
+def new_events(client: stripe.StripeClient, seen: set[str]) -> list[bytes]:
+    """Raw bodies of the processed-type events not in `seen` (which it extends), oldest first."""
+    fresh: list[str] = []
+    params: Any = {"types": list(PROCESSED_EVENT_TYPES), "limit": 100}
+    while True:
+        page = client.v1.events.list(params=params)
+        caught_up = False
+        for event in page.data:  # newest first: stop at the first one already handed out
+            if event.id in seen:
+                caught_up = True
+                break
+            fresh.append(event.id)
+        if caught_up or not page.has_more or not page.data:
+            break
+        params["starting_after"] = page.data[-1].id
+    fresh.reverse()
+    seen.update(fresh)
+    return [client.raw_request("get", f"/v1/events/{event_id}").body.encode() for event_id in fresh]
