@@ -12,7 +12,6 @@ transaction, so the ledger/total invariant holds after every one of them.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -180,8 +179,19 @@ class Transaction:
         self._joins: dict[str, _JoinChange] = {}
 
     def __len__(self) -> int:
-        owners = sum(max(1, len(c.amounts)) if v is None else 1 for v, c in self._owners.items())
-        return len(self._ops) + len(self.roots) + owners + len(self._joins)
+        return len(self._footprint())
+
+    def _footprint(self) -> set[tuple[str, ...]]:
+        """Every item the transaction will write or check, once each (as DynamoDB counts them)."""
+        items: set[tuple[str, ...]] = set(self._ops)
+        items |= {("customer", c) for c in self.roots}
+        items |= {("payment", pi) for pi in self._joins}
+        for visitor_id, change in self._owners.items():
+            if visitor_id is not None:
+                items.add(("visitor", visitor_id))
+            else:
+                items |= {("unattributed", c) for c in change.amounts}
+        return items
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -191,15 +201,18 @@ class Transaction:
 
     def try_add(self, intents: list[Intent], limit: int, root: SaveRoot | None = None) -> bool:
         """Add the intents (and the scope's customer item) if all of them fit, else change nothing."""
-        saved = (dict(self._ops), dict(self.roots), copy.deepcopy(self._owners), copy.deepcopy(self._joins))
+        scratch = Transaction(self.project)
+        scratch._add_intents(intents, root)
+        if len(self._footprint() | scratch._footprint()) > limit:
+            return False
+        self._add_intents(intents, root)
+        return True
+
+    def _add_intents(self, intents: list[Intent], root: SaveRoot | None) -> None:
         if root is not None:
             self.roots.setdefault(root.before.record.customer_id, _RootWrite(root))
         for intent in intents:
             self._apply(intent)
-        if len(self) <= limit:
-            return True
-        self._ops, self.roots, self._owners, self._joins = saved
-        return False
 
     def _apply(self, intent: Intent) -> None:
         p = self.project
@@ -336,9 +349,11 @@ class Transaction:
             return
         if values.get("version", 0) is None:  # never written: pynamodb expects it absent
             del values["version"]
-        item = model(pk, sk, project_id=self.project, **values)
+        values["project_id"] = self.project
         condition = model.pk.does_not_exist() if absent else None
-        self._add((pk, sk), _Op("put", label, lambda tx: tx.save(item, condition)))
+        # The model is built at commit only: planning (which tries units on scratch transactions)
+        # stays cheap.
+        self._add((pk, sk), _Op("put", label, lambda tx: tx.save(model(pk, sk, **values), condition)))
 
     def _save_ledger(self, record: LedgerRecord, *, expected: int | None) -> None:
         """The entry, written only if it is still at the version read (None: only if absent)."""
@@ -380,8 +395,7 @@ class Transaction:
 
     def _delete_timeline(self, visitor_id: str, entry: TimelineEntry) -> None:
         pk, sk = pk_sk(keys.timeline_event(self.project, visitor_id, entry.at, entry.event_id))
-        item = TimelineItem(pk, sk)
-        self._add((pk, sk), _Op("delete", "timeline", lambda tx: tx.delete(item)))
+        self._add((pk, sk), _Op("delete", "timeline", lambda tx: tx.delete(TimelineItem(pk, sk))))
 
     # -- merged per item ----------------------------------------------------------------------------
 
