@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -103,6 +104,14 @@ def receiver() -> Iterator[Receiver]:
 # ---- AWS (moto) ------------------------------------------------------------------------------
 
 
+FAKE_AWS_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @dataclass
 class AwsEnv:
     integrations_table: str
@@ -122,41 +131,52 @@ def reset_caches() -> None:
     secrets.client.cache_clear()
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
-    """moto with the template's tables, and the environment the functions read."""
+@cache
+def _template_data() -> dict[str, Any]:
+    from local.stack.template import load_template
+
+    data: dict[str, Any] = load_template()
+    return data
+
+
+def provision_template() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Inside moto: template.yaml's tables and queues, created as the local stack creates them.
+    Returns the functions' environment and each table's template properties (by table name)."""
     import boto3
-    from moto import mock_aws
 
     from local.moto_patches import patch_moto_transactions
     from local.stack.functions import merged_environment, read_functions
     from local.stack.resources import create_resources
     from local.stack.runner import local_parameters
-    from local.stack.template import Template, load_template
+    from local.stack.template import Template
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    patch_moto_transactions()
+    data = _template_data()
+    parameters = local_parameters(data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={})
+    template = Template(data, parameters, stack_name="test")
+    created = create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
+    tables = {name: template.properties(logical_id) for logical_id, name in created.tables.items()}
+    return merged_environment(read_functions(template)), tables
+
+
+def aws_env(environment: dict[str, str]) -> AwsEnv:
+    return AwsEnv(environment["INTEGRATIONS_TABLE"], environment["REVENUE_TABLE"], environment["SECRETS_PREFIX"])
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
+    """moto with the template's tables, and the environment the functions read."""
+    from moto import mock_aws
+
+    for name, value in FAKE_AWS_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    patch_moto_transactions()
     with mock_aws():
-        # Tables and the functions' environment come from template.yaml, as in the local stack.
-        template_data = load_template()
-        parameters = local_parameters(
-            template_data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={}
-        )
-        template = Template(template_data, parameters, stack_name="test")
-        create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
-        environment = merged_environment(read_functions(template))
+        environment, _ = provision_template()
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
-        env = AwsEnv(environment["INTEGRATIONS_TABLE"], environment["REVENUE_TABLE"], environment["SECRETS_PREFIX"])
         reset_caches()
-        yield env
+        yield aws_env(environment)
     reset_caches()
 
 

@@ -46,7 +46,7 @@ def assert_invariant(table: str, *, in_process: bool = False) -> None:
             owner = (item["project_id"], item.get("visitor_id"))
             expected[owner][item["currency"]] += item["amount"] - item["refunded"]
         elif item["sk"] == keys.PROFILE:
-            actual[(item["project_id"], item["visitor_id"])] = keys.totals_of(item)
+            actual[(item["project_id"], item["visitor_id"])] = totals_of(item)
         elif item["sk"].startswith(f"{keys.TOTALS}#") and int(item["amount"]):
             actual.setdefault((item["project_id"], None), {})[item["currency"]] = int(item["amount"])
     for owner, totals in expected.items():
@@ -76,3 +76,22 @@ def dynamodb_hook(event: str, handler: Callable[..., Any]) -> Iterator[None]:
     finally:
         for client in clients:
             client.meta.events.unregister(event, handler)
+
+
+def linked_customers_of(item: dict[str, Any]) -> tuple[str, ...]:
+    """The Stripe customers linked to a visitor (its `stripe_customer_ids`), from a plain profile item."""
+    return tuple(sorted(item.get("linked") or {}))
+
+
+def totals_of(item: dict[str, Any]) -> dict[str, int]:
+    """A visitor's lifetime revenue per currency, from a plain profile item (zeros left out)."""
+    return {currency: int(amount) for currency, amount in (item.get("revenue") or {}).items() if int(amount) != 0}
+
+
+def unattributed_of(items: list[dict[str, Any]]) -> dict[str, int]:
+    """The project's unattributed total per currency, from its plain `TOTALS#<currency>` items."""
+    return {
+        str(i["currency"]): int(i["amount"])
+        for i in items
+        if str(i["sk"]).startswith(f"{keys.TOTALS}#") and int(i.get("amount", 0)) != 0
+    }

@@ -393,14 +393,21 @@ def place_arrivals(state: State, customer_id: str, arrivals: Arrivals) -> tuple[
 
 
 def session_follows_link(
-    root: CustomerRoot, session: SessionFacts, paid: list[LedgerRecord], known: frozenset[str]
+    root: CustomerRoot,
+    session: SessionFacts,
+    paid: list[LedgerRecord],
+    known: frozenset[str],
+    other_sessions: bool,
 ) -> bool:
     """A session of a linked customer that cannot move the link: it names no known visitor, or it
     and every charge it paid are later than the link's evidence (and all those charges are the
-    customer's). Then only what it paid and its own Checkout Completed event can change."""
+    customer's). Then only what it paid and its own Checkout Completed event can change.
+
+    Only this session's names were read: a paid charge naming a visitor of its own, or another
+    session on the same PaymentIntents, needs the whole customer decided."""
     if root.link is None or not root.fetched or root.dirty or root.record.meta_visitor is not None:
         return False
-    if any(r.facts.customer_id != root.record.customer_id for r in paid):
+    if other_sessions or any(r.facts.customer_id != root.record.customer_id or r.facts.meta_visitor for r in paid):
         return False
     if session_visitor(session, known) is None:
         return True

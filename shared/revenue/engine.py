@@ -170,11 +170,10 @@ def _charge_once(
         return Outcome("duplicate")
     root = customer_root(facts.customer_id, at(items, root_key)) if facts.customer_id and root_key else None
     scope = {scope_key(facts.customer_id, facts.id)}
-    arrivals = Arrivals(event_id=event["id"])
     booked = at(items, ledger)
     if booked is not None:
-        if root is not None and root.dirty:  # a move was cut short: finish it, then book the refund
-            _decide(project, scope, arrivals, fetch_customer)
+        if root is not None and root.dirty:  # a move was cut short: finish it (no event mark: this
+            _decide(project, scope, Arrivals(), fetch_customer)  # event still books its refund below)
             booked = at(_first_read(project, event, [ledger]) or {}, ledger)
             if booked is None:
                 return Outcome("duplicate")
@@ -270,7 +269,7 @@ def _session_once(
             state.sessions[item.session_id] = session_facts(item)
     if customer:
         root = customer_root(customer, at(items, keys.customer_link(project, customer)))
-        if session_follows_link(root, facts, records, frozenset(state.known)):
+        if session_follows_link(root, facts, records, frozenset(state.known), bool(state.sessions)):
             state.roots[customer] = root
             state.ledger = {r.facts.id: r for r in records}
             placed = at(items, keys.customer_context(project, customer, f"{facts.id}:completed"))

@@ -26,6 +26,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from . import keys
+
 
 class RevenueItem(Model):
     class Meta:
@@ -42,7 +44,7 @@ class ByCreated(GlobalSecondaryIndex["LedgerItem"]):
     """Ledger entries by Stripe `created`, for reports."""
 
     class Meta:
-        index_name = "ByCreated"
+        index_name = keys.LEDGER_INDEX
         projection = AllProjection()
 
     gsi1pk = UnicodeAttribute(hash_key=True)

@@ -138,22 +138,3 @@ def email_member(project: str, email_key: str, set_at: str, visitor_id: str) -> 
 
 def event_mark(project: str, event_id: str) -> dict[str, Any]:
     return _key(f"P#{project}#EV#{event_id}", EVENT)
-
-
-def linked_customers_of(item: dict[str, Any]) -> tuple[str, ...]:
-    """The Stripe customers linked to a visitor (its `stripe_customer_ids`), from a plain profile item."""
-    return tuple(sorted(item.get("linked") or {}))
-
-
-def totals_of(item: dict[str, Any]) -> dict[str, int]:
-    """A visitor's lifetime revenue per currency, from a plain profile item (zeros left out)."""
-    return {currency: int(amount) for currency, amount in (item.get("revenue") or {}).items() if int(amount) != 0}
-
-
-def unattributed_of(items: list[dict[str, Any]]) -> dict[str, int]:
-    """The project's unattributed total per currency, from its plain `TOTALS#<currency>` items."""
-    return {
-        str(i["currency"]): int(i["amount"])
-        for i in items
-        if str(i["sk"]).startswith(f"{TOTALS}#") and int(i.get("amount", 0)) != 0
-    }

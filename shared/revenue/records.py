@@ -142,12 +142,8 @@ class Profile:
 
 
 def profile(item: ProfileItem) -> Profile:
-    subscriptions = {sid: subscription_state(state) for sid, state in plain(item.subscriptions).items()}
+    subscriptions = {sid: SubscriptionState(**state) for sid, state in plain(item.subscriptions).items()}
     return Profile(item.visitor_id, subscriptions, int(item.plan_version or 0))
-
-
-def subscription_state(value: dict[str, Any]) -> SubscriptionState:
-    return SubscriptionState(**value)
 
 
 def plain(value: Any) -> Any:

@@ -46,6 +46,7 @@ from .intents import (
     SaveRoot,
     SaveSession,
     SetPlan,
+    Unit,
 )
 from .items import (
     ChargeMemberItem,
@@ -92,7 +93,7 @@ def plan(project: str, decision: Decision) -> list[Transaction]:
     """
     limit = MAX_ITEMS - len(decision.last)
     txs = [Transaction(project)]
-    txs[0].add_all(decision.first, limit)
+    _pack(txs, [(i,) for i in decision.first], limit, None)
     shared = False  # the transaction at hand already holds another scope's writes
     for scope in decision.scopes:
         whole = [*scope.first, *(i for unit in scope.units for i in unit)]
@@ -102,16 +103,20 @@ def plan(project: str, decision: Decision) -> list[Transaction]:
         if shared:
             txs.append(Transaction(project))
         shared = True
-        tx = txs[-1]
-        tx.add_all(scope.first, limit, root=scope.root)
-        for unit in scope.units:
-            if not tx.try_add(list(unit), limit, root=scope.root):
-                tx = Transaction(project)
-                txs.append(tx)
-                tx.add_all(list(unit), limit, root=scope.root)
+        # Too large for one transaction: its first intents (checks, links, evidence: each stands
+        # alone) then its units, as many to a transaction as fit.
+        _pack(txs, [*((i,) for i in scope.first), *scope.units], limit, scope.root)
     txs[-1].add_all(decision.last, MAX_ITEMS)
     _chain_roots(txs)
     return [tx for tx in txs if len(tx)]
+
+
+def _pack(txs: list[Transaction], units: list[Unit], limit: int, root: SaveRoot | None) -> None:
+    """Append the units to the last transaction, starting a new one whenever the next does not fit."""
+    for unit in units:
+        if not txs[-1].try_add(list(unit), limit, root=root):
+            txs.append(Transaction(project=txs[-1].project))
+            txs[-1].add_all(list(unit), limit, root=root)
 
 
 def _chain_roots(txs: list[Transaction]) -> None:

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-import boto3
 import stripe
 
 from functions.stripe_webhook.app import lambda_handler as webhook_handler
@@ -45,7 +44,7 @@ from shared.integrations.connect import connect
 from shared.revenue import keys
 from tests import raw, revenue_checks
 from tests.apigw import http_event, response_json
-from tests.conftest import AwsEnv, FakeLambdaContext, reset_caches
+from tests.conftest import FAKE_AWS_CREDENTIALS, AwsEnv, FakeLambdaContext, aws_env, provision_template, reset_caches
 from tests.scenarios.harness import new_events
 
 VISITOR = "/projects/{project_id}/visitors/{visitor_id}"
@@ -275,7 +274,7 @@ class Project:
         return {i["customer_id"]: i.get("visitor_id") for i in self.items() if i["sk"] == keys.LINK}
 
     def unattributed(self) -> dict[str, int]:
-        return keys.unattributed_of(self.items())
+        return revenue_checks.unattributed_of(self.items())
 
     def summary(self, visitor_id: str) -> dict[str, Any]:
         """What a visitor shows: lifetime revenue, customers, plan, and its timeline as a sorted list of
@@ -379,39 +378,18 @@ def moto_stack(stripe_api_base: str) -> Iterator[Stack]:
     of tests that each start from `Stack.reset()` instead of a new moto (~0.3 s each)."""
     from moto import mock_aws
 
-    from local.moto_patches import patch_moto_transactions
-    from local.stack.functions import merged_environment, read_functions
-    from local.stack.resources import create_resources
-    from local.stack.runner import local_parameters
-    from local.stack.template import Template, load_template
-
-    credentials = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    patch_moto_transactions()
     with (
-        mock.patch.dict(os.environ, credentials),
+        mock.patch.dict(os.environ, FAKE_AWS_CREDENTIALS),
         mock_aws(),
         mock.patch.object(revenue_checks, "boto3", _CachedClients),
     ):
         os.environ.pop("AWS_ENDPOINT_URL", None)
-        data = load_template()
-        parameters = local_parameters(
-            data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={}
-        )
-        template = Template(data, parameters, stack_name="test")
-        created = create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
-        environment = merged_environment(read_functions(template))
+        environment, tables = provision_template()
         os.environ.update(environment)
         os.environ["STRIPE_API_BASE"] = stripe_api_base
         reset_caches()
-        tables = {name: template.properties(logical_id) for logical_id, name in created.tables.items()}
-        env = AwsEnv(environment["INTEGRATIONS_TABLE"], environment["REVENUE_TABLE"], environment["SECRETS_PREFIX"])
         try:
-            yield Stack(env, tables)
+            yield Stack(aws_env(environment), tables)
         finally:
             reset_caches()
 

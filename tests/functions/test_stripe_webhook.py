@@ -32,7 +32,7 @@ from shared.settings import get_settings
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
-from tests import raw
+from tests import raw, revenue_checks
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
 from tests.revenue_checks import assert_invariant, dynamodb_hook, ledger, scan
@@ -143,8 +143,8 @@ def test_email_then_customer_link_attributes_charges(
     assert (status, body) == (200, {"received": True, "result": "booked"})
     assert ledger(aws.revenue_table, first)["tier"] == 2  # type: ignore[index]
     visitor = visitor_item("v1")
-    assert keys.totals_of(visitor) == {"usd": 2500}
-    assert keys.linked_customers_of(visitor) == (customer.id,)
+    assert revenue_checks.totals_of(visitor) == {"usd": 2500}
+    assert revenue_checks.linked_customers_of(visitor) == (customer.id,)
     # When a second charge of the same customer arrives
     control.reset_stats(connected.account.id)
     dynamodb_calls.clear()
@@ -159,7 +159,7 @@ def test_email_then_customer_link_attributes_charges(
     # Then it follows the link (tier 3) with no Stripe request and at most 4 DynamoDB requests
     assert body["result"] == "booked"
     assert ledger(aws.revenue_table, second)["tier"] == 3  # type: ignore[index]
-    assert keys.totals_of(visitor_item("v1")) == {"usd": 4000}
+    assert revenue_checks.totals_of(visitor_item("v1")) == {"usd": 4000}
     assert control.stats(connected.account.id) == {"GET /v1/events": 1, "GET /v1/events/{id}": 1}
     assert sum(dynamodb_calls.values()) <= 4, dynamodb_calls
     assert_invariant(aws.revenue_table)
@@ -181,8 +181,8 @@ def test_the_visitor_identified_first_wins(connected: Connected, aws: AwsEnv) ->
     given_visitor("second", "shared@example.com", set_at="2026-02-01T00:00:00.000000Z")  # head stays "first"
     charge = pay(connected.client, 700, receipt_email="shared@example.com")
     deliver(event_of(connected.client, "charge.succeeded", charge), connected.webhook_secret)
-    assert keys.totals_of(visitor_item("first")) == {"usd": 700}
-    assert keys.totals_of(visitor_item("second")) == {}
+    assert revenue_checks.totals_of(visitor_item("first")) == {"usd": 700}
+    assert revenue_checks.totals_of(visitor_item("second")) == {}
 
 
 def test_an_unmatched_charge_is_unattributed_with_its_hints(
@@ -200,7 +200,7 @@ def test_an_unmatched_charge_is_unattributed_with_its_hints(
     assert entry["customer_id"] == customer.id
     (root,) = [i for i in scan(aws.revenue_table) if i["sk"] == keys.LINK]
     assert (root["email"], root.get("visitor_id")) == ("stranger@example.com", None)
-    assert keys.unattributed_of(scan(aws.revenue_table)) == {"jpy": 4200}
+    assert revenue_checks.unattributed_of(scan(aws.revenue_table)) == {"jpy": 4200}
     # And the customer's email is remembered: the next charge needs no Stripe request
     second = pay(connected.client, 100, customer.id, currency="jpy")
     body_second = event_of(connected.client, "charge.succeeded", second)
@@ -216,12 +216,12 @@ def test_duplicates_and_retries_count_once(connected: Connected, aws: AwsEnv) ->
     body = event_of(connected.client, "charge.succeeded", charge)
     results = [deliver(body, connected.webhook_secret)[1]["result"] for _ in range(3)]
     assert results == ["booked", "duplicate", "duplicate"]
-    assert keys.totals_of(visitor_item("v1")) == {"usd": 1234}
+    assert revenue_checks.totals_of(visitor_item("v1")) == {"usd": 1234}
     # A second Event object for the same change (Stripe may create one) books nothing either
     twin = json.loads(body)
     twin["id"] = "evt_twin"
     assert deliver(json.dumps(twin).encode(), connected.webhook_secret)[1]["result"] == "already_booked"
-    assert keys.totals_of(visitor_item("v1")) == {"usd": 1234}
+    assert revenue_checks.totals_of(visitor_item("v1")) == {"usd": 1234}
     assert_invariant(aws.revenue_table)
 
 

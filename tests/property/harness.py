@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from unittest import mock
-
-import boto3
 
 from shared.errors import DuplicateEvent
 from shared.revenue import engine, keys
@@ -28,25 +25,10 @@ from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
 from tests import raw, revenue_checks
-from tests.conftest import AwsEnv, reset_caches
+from tests.conftest import FAKE_AWS_CREDENTIALS, AwsEnv, aws_env, provision_template, reset_caches
 from tests.revenue_checks import assert_invariant, scan
 
 from .world import PROJECT, ChargeSpec, Input, World, expected, received
-
-_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@cache
-def _template_data() -> dict[str, Any]:
-    from local.stack.template import load_template
-
-    data: dict[str, Any] = load_template()
-    return data
 
 
 class Stack:
@@ -74,28 +56,13 @@ def moto_stack() -> Iterator[Stack]:
     tests/conftest.py makes them; the environment is restored and cached clients forgotten on exit."""
     from moto import mock_aws
 
-    from local.moto_patches import patch_moto_transactions
-    from local.stack.functions import merged_environment, read_functions
-    from local.stack.resources import create_resources
-    from local.stack.runner import local_parameters
-    from local.stack.template import Template
-
-    patch_moto_transactions()
-    with mock.patch.dict(os.environ, _CREDENTIALS), mock_aws():
+    with mock.patch.dict(os.environ, FAKE_AWS_CREDENTIALS), mock_aws():
         os.environ.pop("AWS_ENDPOINT_URL", None)
-        data = _template_data()
-        parameters = local_parameters(
-            data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={}
-        )
-        template = Template(data, parameters, stack_name="test")
-        created = create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
-        environment = merged_environment(read_functions(template))
+        environment, tables = provision_template()
         os.environ.update(environment)
         reset_caches()
-        tables = {name: template.properties(logical_id) for logical_id, name in created.tables.items()}
-        env = AwsEnv(environment["INTEGRATIONS_TABLE"], environment["REVENUE_TABLE"], environment["SECRETS_PREFIX"])
         try:
-            yield Stack(env, tables)
+            yield Stack(aws_env(environment), tables)
         finally:
             reset_caches()
 
@@ -219,8 +186,8 @@ def snapshot_of(items: list[dict[str, Any]]) -> Snapshot:
                 item["currency"],
             )
         elif item["sk"] == keys.PROFILE:
-            totals[item["visitor_id"]] = keys.totals_of(item)
-            customer_ids[item["visitor_id"]] = set(keys.linked_customers_of(item))
+            totals[item["visitor_id"]] = revenue_checks.totals_of(item)
+            customer_ids[item["visitor_id"]] = set(revenue_checks.linked_customers_of(item))
         elif item["sk"].startswith(f"{keys.TOTALS}#") and int(item["amount"]):
             unattributed[item["currency"]] = int(item["amount"])
         elif item["sk"] == keys.LINK:

@@ -10,8 +10,9 @@ from shared.revenue import engine, keys
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
+from tests import revenue_checks
 
-from .harness import Replay, Stack, strict_decisions
+from .harness import Replay, Stack, assert_rule_2, strict_decisions
 from .world import MINUTE, PROJECT, T0, ChargeSpec, CustomerSpec, SessionSpec, VisitorSpec, World, stream
 
 
@@ -77,4 +78,25 @@ def test_a_visitor_changing_its_email_gives_up_one_customer_and_takes_another(st
     assert after.totals == {"v1": {"usd": 200}}
     assert after.unattributed == {"usd": 100}
     (profile,) = [i for i in replay.items() if i["sk"] == keys.PROFILE]
-    assert set(keys.linked_customers_of(profile)) == {"cus_b"}
+    assert set(revenue_checks.linked_customers_of(profile)) == {"cus_b"}
+
+
+def test_a_late_session_naming_no_known_visitor_keeps_its_charges_own_metadata_visitor(stack: Stack) -> None:
+    # A linked customer (v1 by email) whose later charge names v3 in its own metadata (tier 1), then
+    # the Checkout Session that paid that charge, naming a visitor this project does not know.
+    world = World(
+        visitors=(VisitorSpec("v1", "ann@shop.test", T0), VisitorSpec("v3", None, T0)),
+        customers=(CustomerSpec("cus_a", "ann@shop.test", None),),
+        charges=(
+            ChargeSpec("ch_1", "cus_a", T0 + MINUTE, 100, "usd", "pi_1"),
+            ChargeSpec("ch_2", "cus_a", T0 + 3 * MINUTE, 200, "usd", "pi_2", meta_visitor="v3"),
+        ),
+        sessions=(SessionSpec("cs_2", T0 + 2 * MINUTE, "cus_a", "pi_2", meta_visitor="ghost"),),
+    )
+    inputs = stream(world)
+    session = next(i for i in inputs if i.label == "checkout.session.completed cs_2")
+    replay = Replay(world, stack)
+    replay.apply_all([i for i in inputs if i is not session] + [session])
+    state = replay.snapshot()
+    assert state.owner("ch_2") == ("v3", 1)
+    assert_rule_2(world, state)

@@ -40,7 +40,7 @@ from typing import Any
 from shared.revenue import keys
 from shared.revenue.items import RevenueItem
 from shared.revenue.plans import SubscriptionState, visitor_plan
-from tests import raw
+from tests import raw, revenue_checks
 
 CATEGORIES = ("ledger", "totals", "links", "timelines", "context", "plans", "visitors")
 UNATTRIBUTED = "(unattributed)"
@@ -112,8 +112,8 @@ def snapshot(items: list[dict[str, Any]], project: str) -> Snapshot:
             unattributed.append(item)
         elif kind == "profile":
             visitor = item["visitor_id"]
-            state["totals"][visitor] = keys.totals_of(item)
-            state["links"][f"visitor {visitor}"] = list(keys.linked_customers_of(item))
+            state["totals"][visitor] = revenue_checks.totals_of(item)
+            state["links"][f"visitor {visitor}"] = list(revenue_checks.linked_customers_of(item))
             state["plans"][f"plan of {visitor}"] = item.get("plan")
             for subscription, placed in sorted((item.get("subscriptions") or {}).items()):
                 state["plans"][f"subscription {subscription} on {visitor}"] = placed
@@ -160,7 +160,7 @@ def snapshot(items: list[dict[str, Any]], project: str) -> Snapshot:
         elif kind == "email_member":
             members[_id_of(part)].append((str(item.get("set_at")), str(item.get("visitor_id"))))
     if unattributed:
-        state["totals"][UNATTRIBUTED] = keys.unattributed_of(unattributed)
+        state["totals"][UNATTRIBUTED] = revenue_checks.unattributed_of(unattributed)
     for (visitor, charge), net in refunds.items():
         state["timelines"][f"{visitor}: Charge Refunded {charge} (net of its refund events)"] = {
             "currency": net["currency"],
@@ -263,8 +263,8 @@ def invariant_problems(items: list[dict[str, Any]], project: str) -> list[str]:
             expected[owner][item["currency"]] += item["amount"] - item["refunded"]
         elif kind == "profile":
             visitor = item["visitor_id"]
-            actual[visitor] = keys.totals_of(item)
-            linked_on_visitors[visitor] = set(keys.linked_customers_of(item))
+            actual[visitor] = revenue_checks.totals_of(item)
+            linked_on_visitors[visitor] = set(revenue_checks.linked_customers_of(item))
             subscriptions_on_visitors[visitor] = dict(item.get("subscriptions") or {})
             plans[visitor] = item.get("plan")
             if item.get("pending") is not None:
@@ -290,7 +290,7 @@ def invariant_problems(items: list[dict[str, Any]], project: str) -> list[str]:
             subscription = item["sk"].removeprefix(keys.SUBSCRIPTION_PREFIX)
             placed_subscriptions[item["placed_visitor"]][subscription] = item.get("state")
     if unattributed:
-        actual[UNATTRIBUTED] = keys.unattributed_of(unattributed)
+        actual[UNATTRIBUTED] = revenue_checks.unattributed_of(unattributed)
 
     for owner in sorted(set(expected) | set(actual)):
         want = {cur: amount for cur, amount in expected.get(owner, {}).items() if amount}

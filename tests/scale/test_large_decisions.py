@@ -18,6 +18,7 @@ from shared.revenue.models import ChargeFacts, CustomerRecord
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
 from shared.visitors.store import DynamoVisitorStore
+from tests import revenue_checks
 from tests.conftest import AwsEnv
 from tests.property.harness import connect_project
 from tests.property.world import ChargeSpec, CustomerSpec, SessionSpec, World, charge_object, event, session_object
@@ -121,8 +122,8 @@ def test_a_link_move_of_1000_charges_completes_in_transactions_of_at_most_100_it
     assert len(checked) == len(transactions)
     net = sum(c.booked - c.refunded for c in w.charges)
     profile = next(i for i in scan(aws.revenue_table) if i["sk"] == keys.PROFILE and i["visitor_id"] == "v2")
-    assert keys.totals_of(profile) == {"usd": net}
-    assert keys.linked_customers_of(profile) == (CUSTOMER.id,)
+    assert revenue_checks.totals_of(profile) == {"usd": net}
+    assert revenue_checks.linked_customers_of(profile) == (CUSTOMER.id,)
     assert "dirty" not in root(aws.revenue_table)
 
 
@@ -174,5 +175,33 @@ def test_a_later_charge_of_a_customer_mid_move_finishes_the_move(aws: AwsEnv) ->
     )
     assert result.result == "booked"
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
+    assert "dirty" not in root(aws.revenue_table)
+    assert_invariant(aws.revenue_table)
+
+
+def test_a_refund_of_a_customer_mid_move_finishes_the_move_and_is_booked(aws: AwsEnv) -> None:
+    connect_project(aws, PROJECT)
+    given_visitors()
+    w = world(200)
+    book_history(w)
+
+    def crash(**_: Any) -> None:
+        raise Crash()
+
+    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
+        deliver_session(w)
+    assert root(aws.revenue_table)["dirty"] is True
+
+    # A refund of one of its charges arrives before Stripe's retry of the session
+    charge = w.charges[0]
+    refunded = engine.on_charge(
+        PROJECT,
+        event("evt_refund", "charge.refunded", charge.created + 10, charge_object(charge, charge.booked, w)),
+        fetch_customer,
+    )
+    assert refunded.result == "refund_booked"
+    assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
+    entry = next(i for i in scan(aws.revenue_table) if i["sk"] == keys.LEDGER and i["charge_id"] == charge.id)
+    assert entry["refunded"] == charge.booked
     assert "dirty" not in root(aws.revenue_table)
     assert_invariant(aws.revenue_table)
