@@ -4,7 +4,8 @@ Routes come from the functions' HttpApi events and match the way API Gateway pic
 specific route. Routes behind the JWT authorizer get API Gateway's own 401 before any handler runs
 when the token is missing, badly signed or expired; otherwise the handler receives the claims in
 `requestContext.authorizer.jwt`, stringified as API Gateway does. The handler's payload 2.0 response
-(or a bare value, which API Gateway turns into a 200 JSON body) becomes the HTTP response.
+(or a bare value, which API Gateway turns into a 200 JSON body) becomes the HTTP response; a function
+error, an invalid response or a timeout becomes API Gateway's 500.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from .auth import stringify_claims, token_scopes, verify_token
 from .functions import HttpRoute
-from .runtime import LambdaFunction
+from .runtime import FunctionTimedOut, LambdaFunction
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -277,6 +278,10 @@ class Gateway:
         function = self.functions[route.function]
         try:
             return lambda_response(function.invoke(event))
+        except FunctionTimedOut as timed_out:
+            # A function error to API Gateway: the same 500; no traceback, the handler's thread was stopped.
+            logger.error("function timed out: function=%s route=%s: %s", route.function, route.route_key, timed_out)
+            return _json_response(500, {"message": "Internal Server Error"})
         except Exception:
             # API Gateway's answer to a function error or an invalid response; the traceback is the log's.
             logger.exception("function failed: function=%s route=%s", route.function, route.route_key)

@@ -3,7 +3,7 @@
 One poller thread per SQS event of the template: it long-polls the queue, hands the function an
 event `{"Records": [...]}` shaped like Lambda's, deletes the messages that succeeded and leaves
 the others to come back after the queue's visibility timeout. With ReportBatchItemFailures only the
-`batchItemFailures` stay; an exception, or an invalid failure report, keeps the whole batch. SQS
+`batchItemFailures` stay; an exception, a timeout or an invalid failure report keeps the whole batch. SQS
 itself (moto) moves a message to the dead-letter queue once it has been received more often than
 the RedrivePolicy's maxReceiveCount, as the real service does.
 """
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .functions import SqsSource
-from .runtime import LambdaFunction
+from .runtime import FunctionTimedOut, LambdaFunction
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -149,6 +149,10 @@ class SqsPoller:
         try:
             response = self.function.invoke({"Records": records})
             failed = failed_message_ids(response, ids, source.report_batch_item_failures)
+        except FunctionTimedOut as timed_out:
+            # A failed invocation like any other (no traceback: the handler's thread was stopped).
+            logger.error("sqs batch failed: function=%s messages=%d: %s", source.function, len(messages), timed_out)
+            return len(messages)
         except Exception:
             # Lambda's answer to a failed invocation: every message comes back after the visibility timeout.
             logger.exception("sqs batch failed: function=%s messages=%d", source.function, len(messages))
