@@ -120,10 +120,12 @@ class AwsEnv:
 
 
 def reset_caches() -> None:
-    """Forget lazily created clients and settings (each test has its own moto and environment)."""
-    from shared import secrets, settings, tables
+    """Forget lazily created clients, settings and the webhook's per-container memory (each test has
+    its own moto and environment)."""
+    from shared import secrets, settings, tables, webhook_receiver
     from tests import raw
 
+    webhook_receiver._last_event_written.clear()
     settings.get_settings.cache_clear()
     tables.bind.cache_clear()
     raw.client.cache_clear()
@@ -140,10 +142,12 @@ def _template_data() -> dict[str, Any]:
 
 
 def provision_template() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Inside moto: template.yaml's tables and queues, created as the local stack creates them.
-    Returns the functions' environment and each table's template properties (by table name)."""
+    """Inside moto: template.yaml's tables and queues, created as the local stack creates them, and
+    each function's role enforced on its calls (local.iam). Returns the functions' environment and
+    each table's template properties (by table name)."""
     import boto3
 
+    from local.iam import enforcement
     from local.moto_patches import patch_moto_transactions
     from local.stack.functions import merged_environment, read_functions
     from local.stack.resources import create_resources
@@ -156,6 +160,7 @@ def provision_template() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     template = Template(data, parameters, stack_name="test")
     created = create_resources(template, boto3.client("dynamodb"), boto3.client("sqs"))
     tables = {name: template.properties(logical_id) for logical_id, name in created.tables.items()}
+    enforcement.install(template)
     return merged_environment(read_functions(template)), tables
 
 
@@ -178,6 +183,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
         reset_caches()
         yield aws_env(environment)
     reset_caches()
+
+
+@pytest.fixture(autouse=True)
+def no_access_denied() -> Iterator[None]:
+    """Every AWS call a function makes in a test is allowed by its role in template.yaml."""
+    from local.iam import enforcement
+
+    yield
+    active = enforcement.enforcer()
+    denials = active.take_denials() if active else []
+    assert not denials, "calls the template's roles do not allow:\n" + "\n".join(
+        f"{d.function}: {d.action} on {d.resource} ({d.operation})" for d in denials
+    )
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ logger = logging.getLogger("local.stack")
 
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
-# Types that need nothing locally: the gateway and the functions are the stack itself, IAM is not checked.
+# Types that need nothing created locally: the gateway and the functions are the stack itself; roles are
+# enforced by local.iam, log groups, alarms and schedules have nothing to do here.
 NOT_NEEDED_LOCALLY = frozenset(
     {
         "AWS::Serverless::Function",

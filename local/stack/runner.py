@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
+from local.iam import enforcement as iam
 from local.moto_patches import patch_moto_transactions
 from local.stripe_emulator.server import RunningEmulator
 from local.stripe_emulator.server import start as start_emulator
@@ -241,6 +242,8 @@ def start_stack(
         dynamodb = session.client("dynamodb", endpoint_url=moto_url)
         sqs = session.client("sqs", endpoint_url=moto_url)
         resources = create_resources(template, dynamodb, sqs)
+        iam.install(template)  # each function's calls checked against its role, as on AWS
+        stoppers.append(iam.uninstall)
 
         specs: list[FunctionSpec] = read_functions(template)
         environment = merged_environment(specs) | FAKE_CREDENTIALS

@@ -1,9 +1,13 @@
-"""Runs a template's function in-process, as Lambda would: its handler imported lazily, a Lambda context."""
+"""Runs a template's function in-process, as Lambda would: its handler imported lazily, a Lambda context.
+
+Each invocation runs in a thread and a contextvars Context of its own, with its own Powertools
+logger keys (log_context), and is stopped at the function's timeout (deadline).
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
-import logging
 import threading
 import time
 import uuid
@@ -11,11 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.iam.identity import acting_as
+
+from . import log_context
+from .deadline import DeadlinePassed, call_with_deadline
 from .functions import FunctionSpec
 
-logger = logging.getLogger("local.stack")
-
 Handler = Callable[[Any, Any], Any]
+
+
+class FunctionTimedOut(Exception):
+    """The invocation ran past the function's timeout; Lambda's error for it, and its message."""
 
 
 @dataclass
@@ -55,17 +65,20 @@ class LambdaFunction:
         self.spec = spec
         self._handler: Handler | None = None
         self._lock = threading.Lock()
+        log_context.install()
 
     @property
     def imported(self) -> bool:
         """Whether the handler has been imported (it is on the first invocation)."""
         return self._handler is not None
 
-    def handler(self) -> Handler:
+    def _load(self) -> tuple[Handler, bool]:
+        """The handler, and whether this call imported it (the invocation's cold start)."""
         with self._lock:
-            if self._handler is None:
-                self._handler = import_handler(self.spec.handler)
-            return self._handler
+            if self._handler is not None:
+                return self._handler, False
+            self._handler = import_handler(self.spec.handler)
+            return self._handler, True
 
     def context(self) -> LambdaContext:
         spec = self.spec
@@ -81,18 +94,18 @@ class LambdaFunction:
         )
 
     def invoke(self, event: Any) -> Any:
-        """The handler's result for `event` (its exceptions propagate)."""
-        handler = self.handler()
+        """The handler's result for `event` (its exceptions propagate); FunctionTimedOut at the timeout."""
+        # Imported outside the invocation, as in Lambda's init phase: loggers created at import keep their keys.
+        handler, cold_start = self._load()
         context = self.context()
-        started = time.monotonic()
+        run = functools.partial(self._run, handler, event, context, cold_start)
         try:
+            return call_with_deadline(run, context.deadline, name=f"lambda-{self.spec.logical_id}")
+        except DeadlinePassed:
+            raise FunctionTimedOut(f"Task timed out after {self.spec.timeout_seconds:.2f} seconds") from None
+
+    def _run(self, handler: Handler, event: Any, context: LambdaContext, cold_start: bool) -> Any:
+        """The handler call, in the invocation's own thread and contextvars Context: per-invocation state goes here."""
+        log_context.begin_invocation(cold_start=cold_start)
+        with acting_as(self.spec.logical_id):  # its AWS calls are checked against its own role
             return handler(event, context)
-        finally:
-            elapsed = time.monotonic() - started
-            if elapsed > self.spec.timeout_seconds:
-                logger.warning(
-                    "function ran past its timeout: function=%s elapsed=%.1fs timeout=%ss",
-                    self.spec.logical_id,
-                    elapsed,
-                    self.spec.timeout_seconds,
-                )

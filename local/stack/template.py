@@ -34,6 +34,7 @@ _NAME_PROPERTIES = {
     "AWS::SNS::Topic": "TopicName",
     "AWS::SecretsManager::Secret": "Name",
     "AWS::IAM::Role": "RoleName",
+    "AWS::Logs::LogGroup": "LogGroupName",
 }
 _API_TYPES = {"AWS::Serverless::HttpApi", "AWS::Serverless::Api", "AWS::ApiGatewayV2::Api"}
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")

@@ -37,6 +37,7 @@ import stripe
 
 from functions.stripe_webhook.app import lambda_handler as webhook_handler
 from functions.visitor_api.app import lambda_handler as visitor_handler
+from local.iam.identity import acting_as
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from local.stripe_emulator.webhooks import sign
 from shared import secrets
@@ -315,7 +316,8 @@ def connect_project(merchant: Merchant, aws: AwsEnv, project_id: str | None = No
     id is unique unless given, so per-process state (caches, the last_event_at throttle) starts fresh;
     `close()` deletes its webhook endpoint."""
     project_id = project_id or f"p-{uuid.uuid4().hex[:12]}"
-    integration = connect(project_id, merchant.account.restricted_key)
+    with acting_as("IntegrationApiFunction"):
+        integration = connect(project_id, merchant.account.restricted_key)
     # (the process's cached client: a new boto3 client costs ~40 ms; not the functions' secret cache)
     stored = secrets.client().get_secret_value(SecretId=f"{aws.secrets_prefix}projects/{project_id}")
     secret = json.loads(stored["SecretString"])["webhook_secret"]

@@ -42,7 +42,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port, stripe_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -52,7 +52,9 @@ def stack() -> Iterator[Stack]:
     }
     env.pop("STRIPE_API_BASE", None)
     env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env)
+    log_path = tmp_path_factory.mktemp("stack") / "stack.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -64,9 +66,14 @@ def stack() -> Iterator[Stack]:
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local stack did not become healthy")
+                log.flush()
+                raise RuntimeError(f"the local stack did not become healthy:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.2)
         yield Stack(base_url, EmulatorControl(f"http://127.0.0.1:{stripe_port}"))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+        log.close()
+    # Every AWS call the stack's functions made was allowed by their roles (local.iam logs denials)
+    denials = [line for line in log_path.read_text(errors="replace").splitlines() if "AccessDenied" in line]
+    assert not denials, "\n".join(denials)

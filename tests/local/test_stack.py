@@ -16,10 +16,10 @@ import jwt
 import pytest
 
 from local.net import free_port
-from local.stack import RunningStack, start_stack
 from local.stack.__main__ import options_from, parameter_overrides
 from local.stack.auth import DEFAULT_SECRET, claim_string, issue_token, verify_token
 from local.stack.functions import read_functions
+from local.stack.runner import RunningStack, start_stack
 from local.stack.template import DEFAULT_TEMPLATE, NO_VALUE, REPO_ROOT, Template, TemplateError, load_template
 
 from .test_stack_support import dynamodb_client, http
@@ -117,7 +117,7 @@ def test_functions_and_routes_come_from_the_template() -> None:
     assert webhook.handler == "functions.stripe_webhook.app.lambda_handler"
     assert [(r.route_key, r.authorizer) for r in webhook.http_routes] == [("POST /webhooks/stripe/{project_id}", None)]
     integration = functions["IntegrationApiFunction"]
-    assert integration.timeout_seconds == 29  # its own Timeout over Globals' 10
+    assert integration.timeout_seconds == 40  # its own Timeout over Globals' 29
     assert {r.route_key for r in integration.http_routes} == {
         "POST /projects/{project_id}/integrations/stripe",
         "GET /projects/{project_id}/integrations/stripe",

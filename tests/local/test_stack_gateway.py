@@ -15,8 +15,8 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2, SQSEvent
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, SqsModel
 
-from local.stack import RunningStack, start_stack
 from local.stack.auth import issue_token
+from local.stack.runner import RunningStack, start_stack
 
 from . import test_stack_support as support
 from .test_stack_support import dynamodb_client, http, sqs_client

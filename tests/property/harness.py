@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+from local.iam.identity import acting_as
 from shared.errors import DuplicateEvent
 from shared.revenue import engine, keys
 from shared.revenue.engine import Outcome
@@ -125,11 +126,15 @@ class Applier:
 
     def apply(self, item: Input) -> str:
         if item.visitor is not None:
-            return self._visitor(item)
+            with acting_as("VisitorApiFunction"):
+                return self._visitor(item)
         assert item.stripe_event is not None
-        if item.stripe_event["type"].startswith("charge."):
-            return engine.on_charge(self.project, item.stripe_event, self.fetch_customer).result
-        outcome = engine.on_session(self.project, item.stripe_event, self.fetch_customer, self.invoice_payment_intents)
+        with acting_as("StripeWebhookFunction"):
+            if item.stripe_event["type"].startswith("charge."):
+                return engine.on_charge(self.project, item.stripe_event, self.fetch_customer).result
+            outcome = engine.on_session(
+                self.project, item.stripe_event, self.fetch_customer, self.invoice_payment_intents
+            )
         return outcome.result
 
     def _visitor(self, item: Input) -> str:

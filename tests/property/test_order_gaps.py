@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from local.iam.identity import acting_as
 from shared.revenue import engine, keys
 from shared.visitors.models import VisitorChanges
 from shared.visitors.service import VisitorService
@@ -67,9 +68,10 @@ def test_a_visitor_changing_its_email_gives_up_one_customer_and_takes_another(st
     # v1 changes its email: it leaves ann@ (cus_a's) and takes bob@ (cus_b's), one decision for both
     moment = datetime.fromtimestamp(T0 + 10 * MINUTE, UTC)
     service = VisitorService(DynamoVisitorStore.default(), clock=lambda: moment)
-    saved = service.save(PROJECT, "v1", VisitorChanges(email="bob@shop.test"))
+    with acting_as("VisitorApiFunction"):
+        saved = service.save(PROJECT, "v1", VisitorChanges(email="bob@shop.test"))
     assert saved.emails_moved == ("ann@shop.test", "bob@shop.test")
-    with strict_decisions():
+    with strict_decisions(), acting_as("VisitorApiFunction"):
         engine.on_visitor_saved(PROJECT, "v1", saved.created, saved.emails_moved, replay.applier.fetch_customer)
 
     after = replay.snapshot()

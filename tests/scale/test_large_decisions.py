@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from local.iam.identity import acting_as
 from shared.revenue import engine, keys
 from shared.revenue.decision import Arrivals
 from shared.revenue.models import ChargeFacts, CustomerRecord
@@ -25,6 +26,7 @@ from tests.property.world import ChargeSpec, CustomerSpec, SessionSpec, World, c
 from tests.revenue_checks import assert_invariant, dynamodb_hook, scan
 
 PROJECT = "proj-1"  # tests.property.harness.PROJECT
+WEBHOOK = "StripeWebhookFunction"  # the decisions below run as the webhook does (its role)
 T0 = 1_790_000_000
 CUSTOMER = CustomerSpec("cus_big", "ann@shop.test", None)
 
@@ -57,14 +59,16 @@ def fetch_customer(customer_id: str) -> CustomerRecord:
 def book_history(w: World) -> None:
     """All charges in one decision, as a backfill page would bring them: itself a chain."""
     facts = {c.id: ChargeFacts.from_stripe(charge_object(c, c.refunded, w)) for c in w.charges}
-    engine._decide(PROJECT, {f"CUS#{CUSTOMER.id}"}, Arrivals(charges=facts), fetch_customer)
+    with acting_as(WEBHOOK):
+        engine._decide(PROJECT, {f"CUS#{CUSTOMER.id}"}, Arrivals(charges=facts), fetch_customer)
 
 
 def deliver_session(w: World) -> str:
     session = session_object(w.sessions[0], w)
-    return engine.on_session(
-        PROJECT, event("evt_trial", "checkout.session.completed", T0, session), fetch_customer, lambda _: ()
-    ).result
+    with acting_as(WEBHOOK):
+        return engine.on_session(
+            PROJECT, event("evt_trial", "checkout.session.completed", T0, session), fetch_customer, lambda _: ()
+        ).result
 
 
 @pytest.fixture
@@ -170,9 +174,12 @@ def test_a_later_charge_of_a_customer_mid_move_finishes_the_move(aws: AwsEnv) ->
     # A new charge of the customer arrives before Stripe's retry: it must not take the fast path
     late = ChargeSpec("ch_late", CUSTOMER.id, T0 + 10**6, 5000, "usd", "pi_late")
     late_world = World((), (CUSTOMER,), (*w.charges, late), w.sessions)
-    result = engine.on_charge(
-        PROJECT, event("evt_late", "charge.succeeded", late.created, charge_object(late, 0, late_world)), fetch_customer
-    )
+    with acting_as(WEBHOOK):
+        result = engine.on_charge(
+            PROJECT,
+            event("evt_late", "charge.succeeded", late.created, charge_object(late, 0, late_world)),
+            fetch_customer,
+        )
     assert result.result == "booked"
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
     assert "dirty" not in root(aws.revenue_table)
@@ -194,11 +201,12 @@ def test_a_refund_of_a_customer_mid_move_finishes_the_move_and_is_booked(aws: Aw
 
     # A refund of one of its charges arrives before Stripe's retry of the session
     charge = w.charges[0]
-    refunded = engine.on_charge(
-        PROJECT,
-        event("evt_refund", "charge.refunded", charge.created + 10, charge_object(charge, charge.booked, w)),
-        fetch_customer,
-    )
+    with acting_as(WEBHOOK):
+        refunded = engine.on_charge(
+            PROJECT,
+            event("evt_refund", "charge.refunded", charge.created + 10, charge_object(charge, charge.booked, w)),
+            fetch_customer,
+        )
     assert refunded.result == "refund_booked"
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
     entry = next(i for i in scan(aws.revenue_table) if i["sk"] == keys.LEDGER and i["charge_id"] == charge.id)

@@ -26,6 +26,7 @@ import stripe
 from functions.reports_api.app import lambda_handler as reports_handler
 from functions.stripe_webhook.app import lambda_handler as webhook_handler
 from functions.visitor_api.app import lambda_handler as visitor_handler
+from local.iam.identity import acting_as
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
 from local.stripe_emulator.webhooks import sign
 from shared.integrations.connect import connect
@@ -269,7 +270,8 @@ class Shops:
     opened: list[Shop] = field(default_factory=list)
 
     def open(self, project: str) -> Shop:
-        integration = connect(project, self.account.restricted_key)
+        with acting_as("IntegrationApiFunction"):
+            integration = connect(project, self.account.restricted_key)
         secret = json.loads(
             boto3.client("secretsmanager").get_secret_value(SecretId=f"{self.aws.secrets_prefix}projects/{project}")[
                 "SecretString"

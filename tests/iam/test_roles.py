@@ -1,0 +1,168 @@
+"""Each function's role in template.yaml is what its code needs: every call allowed, every action used.
+
+The enforcement itself (local.iam, installed by the `aws` fixture and the local stack) fails any test
+in which a function makes a call its role does not allow. Here a shop's whole story (connect, tracker,
+payments, a link moved by a session, refunds, a subscription, reports) runs through the handlers, and
+then each action of each role is removed in turn: some call of the story must be denied without it,
+so removing any needed permission from template.yaml fails `make test`, and a permission no call
+needs is reported as surplus (least privilege).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from functions.integration_api.app import lambda_handler as integration_handler
+from functions.stripe_webhook.app import lambda_handler as webhook_handler
+from local.iam import enforcement
+from local.iam.policy import Decision, Role
+from local.stack.runner import local_parameters
+from local.stack.template import Template, load_template
+from local.stripe_emulator.webhooks import sign
+from shared import secrets
+from shared.errors import ServiceUnavailable
+from shared.integrations import store
+from shared.revenue import keys
+from tests import raw
+from tests.apigw import http_event, response_json
+from tests.conftest import FakeLambdaContext
+from tests.scenarios.harness import WEBHOOK, Shop, Shops, event_object, event_type
+from tests.scenarios.harness import shop_fixture as shop_fixture  # the `shop` fixture
+from tests.scenarios.harness import shops_fixture as shops_fixture  # the `shops` fixture
+
+INTEGRATION = "/projects/{project_id}/integrations/stripe"
+
+
+def status(project: str) -> dict[str, Any]:
+    event = http_event("GET", INTEGRATION, {"project_id": project}, projects=[project])
+    response = integration_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 200
+    body: dict[str, Any] = response_json(response)
+    return body
+
+
+def connect_through_the_api(shops: Shops, project: str, expect: int = 201) -> None:
+    body = {"api_key": shops.account.restricted_key}
+    event = http_event("POST", INTEGRATION, {"project_id": project}, body=body, projects=[project])
+    response = integration_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == expect, response_json(response)
+
+
+def story(shops: Shops, shop: Shop) -> None:
+    """Every kind of call the functions make, through their handlers."""
+    # The dashboard connects a second project and reads its status
+    connect_through_the_api(shops, "shop-2")
+    assert status("shop-2")["status"] == "connected"
+    # A connect failing at its last step undoes the steps before it (the secret is deleted)
+    with mock.patch.object(store, "create", side_effect=ServiceUnavailable("down")):
+        connect_through_the_api(shops, "shop-3", expect=503)
+    assert status("shop-3")["status"] == "disconnected"
+    # The tracker: a visitor identified by email, another anonymous
+    shop.put_visitor("v-ann", email="ann@example.com", acquisition={"source": "google"})
+    shop.put_visitor("v-bob", acquisition={"source": "newsletter"})
+    # ann's customer pays (email match), then buys through a Checkout Session naming bob, then pays again
+    customer = shop.client.v1.customers.create(params={"email": "ann@example.com"}).id
+    shop.pay(4000, customer=customer)
+    early = shop.new_events()
+    shop.later(60)
+    session = shop.checkout("payment", shop.one_time(1500), customer=customer, metadata={"ripples_visitor_id": "v-bob"})
+    shop.complete_checkout(session)
+    shop.later(60)
+    shop.pay(700, customer=customer)
+    # The later events arrive first: the session links the customer to bob, the last payment follows
+    shop.deliver_all(shop.new_events())
+    assert shop.lifetime("v-bob") == {"usd": 2200}
+    # The earliest payment arrives late: the link moves to ann, and the last payment with it
+    shop.deliver_all(early)
+    assert (shop.lifetime("v-ann"), shop.lifetime("v-bob")) == ({"usd": 4700}, {"usd": 1500})
+    # A refund of the first payment
+    charges = [c.id for c in shop.client.v1.charges.list(params={"customer": customer}).data]
+    shop.client.v1.refunds.create(params={"charge": charges[-1], "amount": 1000})
+    shop.deliver_all(shop.new_events())
+    # A subscription bought through Checkout by a new customer, renewed
+    price = shop.monthly_price(900, "Pro")
+    bought = shop.checkout("subscription", [{"price": price, "quantity": 1}], metadata={"ripples_visitor_id": "v-sub"})
+    shop.complete_checkout(bought, email="sub@example.com")
+    events = shop.new_events()
+    shop.deliver_all(events)
+    (subscription,) = {event_object(e)["id"] for e in events if event_type(e).startswith("customer.subscription")}
+    shop.renew(subscription)
+    shop.deliver_all(shop.new_events())
+    # The visitor named by the session appears later: re-attribution moves its payments to it. Its
+    # customer was stored before its facts were read from Stripe (as by an earlier version), so the
+    # re-attribution reads them with the project's key.
+    (subscriber,) = {event_object(e)["customer"] for e in events if event_type(e).startswith("customer.subscription")}
+    raw.client().update_item(
+        TableName=shop.aws.revenue_table,
+        Key=keys.customer_link(shop.project, subscriber),
+        UpdateExpression="SET fetched = :no",
+        ExpressionAttributeValues={":no": {"BOOL": False}},
+    )
+    secrets.provider().clear_cache()  # (the webhook's cache: another process on AWS)
+    shop.put_visitor("v-sub", email="sub@example.com")
+    assert shop.lifetime("v-sub") == {"usd": 1800}
+    # ann changes her email: re-attribution decides her customers again
+    shop.put_visitor("v-ann", email="other@example.com")
+    # The dashboard: timelines, a visitor, the revenue report
+    assert shop.timeline("v-bob")
+    assert shop.visitor("v-sub")["plan"]["status"] == "active"
+    report = shop.revenue()
+    assert report["totals"]
+    shop.invariant()
+
+
+@pytest.fixture
+def observed(shops: Shops, shop: Shop) -> enforcement.Enforcer:
+    active = enforcement.enforcer()
+    assert active is not None, "the aws fixture installs the template's roles"
+    story(shops, shop)
+    return active
+
+
+def needing(role: Role, allowed: set[tuple[str, str]]) -> list[str]:
+    """The role's actions without which some of these calls would be denied."""
+    surplus = []
+    for index, statement in enumerate(role.statements):
+        for action in statement.actions:
+            mutated = role.without(index, action)
+            if all(mutated.decide(a, r) is Decision.ALLOWED for a, r in allowed):
+                surplus.append(f"{action} on {', '.join(statement.resources)}")
+    return surplus
+
+
+def test_every_permission_of_every_role_is_needed_and_enough(observed: enforcement.Enforcer) -> None:
+    for function, role in sorted(observed.roles.items()):
+        allowed = observed.allowed(function)
+        assert allowed, f"{function} made no AWS call in the story: it is not covered"
+        assert not needing(role, allowed), (
+            f"{function}'s role grants what no call of the story needs (remove it, or cover it): "
+            f"{needing(role, allowed)}"
+        )
+
+
+def test_a_permission_deleted_from_the_template_fails_the_call_as_aws_would(shop: Shop) -> None:
+    # Given template.yaml without the webhook's one Secrets Manager permission
+    data = copy.deepcopy(load_template())
+    policies = data["Resources"]["StripeWebhookFunction"]["Properties"]["Policies"]
+    for policy in policies:
+        policy["Statement"] = [s for s in policy["Statement"] if "secretsmanager" not in str(s["Action"])]
+    parameters = local_parameters(data, public_base_url="https://hooks.ripples.test", stripe_api_base="", overrides={})
+    enforcement.install(Template(data, parameters, stack_name="test"))
+    # When Stripe delivers an event (the key is read before the signature is checked)
+    customer = shop.client.v1.customers.create(params={"email": "ann@example.com"}).id
+    shop.pay(4000, customer=customer)
+    (body, *_) = shop.new_events()
+    headers = {"Stripe-Signature": sign(body, shop.webhook_secret, int(time.time()))}
+    event = http_event("POST", WEBHOOK, {"project_id": shop.project}, body=body.decode(), headers=headers)
+    response = webhook_handler(event, FakeLambdaContext())
+    # Then the call is denied before it is sent, the webhook answers 503 (Stripe retries), and the
+    # denial names the function, the action and the secret
+    assert response["statusCode"] == 503
+    (denial,) = enforcement.enforcer().take_denials()  # type: ignore[union-attr]
+    assert (denial.function, denial.action) == ("StripeWebhookFunction", "secretsmanager:GetSecretValue")
+    assert ":secret:ripples-stripe/dev/projects/shop-1-" in denial.resource
