@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 RELIABILITY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook reliability clean
+.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook bench-flood reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,10 +50,52 @@ bench-emulator: $(STAMP) ## Seed 100,000 charges and list them all (pages of 100
 bench-webhook: $(STAMP) ## DynamoDB and Stripe requests per webhook event type (the request budget)
 	$(BIN)/python -m bench.webhook_budget
 
-bench: bench-emulator bench-webhook ## Every benchmark
+bench-flood: $(STAMP) ## What bad requests to the unauthenticated webhook route cost (AWS requests, CPU)
+	$(BIN)/python -m bench.webhook_flood
+
+bench: bench-emulator bench-webhook bench-flood ## Every benchmark
 
 reliability: $(STAMP) ## Generated worlds delivered serially and from 1/4/16 senders x3: mismatches, events/s, p50/p99
 	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# ---- Deployment packages ------------------------------------------------------------------------
+# `sam build` runs `make build-<LogicalId>` for each resource with `BuildMethod: makefile`, in a copy of
+# the repository, with ARTIFACTS_DIR set to that resource's artifact folder. A function's package is
+# read from its Handler in template.yaml (functions.<package>.app.lambda_handler), so the template is
+# the one place that maps functions to packages. These targets need make, a POSIX shell, awk, find,
+# tar and (the layer only) pip: no virtualenv.
+FUNCTION_PACKAGES := $(shell awk '/^[A-Za-z]/ { in_resources = /^Resources:/ } \
+	in_resources && /^  [A-Za-z0-9]+:/ { id = $$1; sub(/:.*/, "", id) } \
+	in_resources && /^ +Handler: *["\047]?functions\./ { h = $$2; gsub(/["\047]/, "", h); split(h, p, "."); print id "=" p[2] }' \
+	template.yaml)
+FUNCTION_BUILDS := $(foreach entry,$(FUNCTION_PACKAGES),build-$(firstword $(subst =, ,$(entry))))
+package_of = $(patsubst $(1)=%,%,$(filter $(1)=%,$(FUNCTION_PACKAGES)))
+LAYER_PIP ?= $(PYTHON) -m pip
+LAMBDA_PIP_TARGET := --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all:
+need_artifacts_dir = @test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (or run make package)" >&2; exit 1; }
+
+.PHONY: $(FUNCTION_BUILDS) build-DependenciesLayer package
+
+# A function: functions/__init__.py, its own package and shared/, Python sources only.
+$(FUNCTION_BUILDS): build-%:
+	$(need_artifacts_dir)
+	@test -f "functions/$(call package_of,$*)/app.py" || { echo "$*: no functions/<package>/app.py for its Handler" >&2; exit 1; }
+	rm -rf "$(ARTIFACTS_DIR)/functions" "$(ARTIFACTS_DIR)/shared"
+	mkdir -p "$(ARTIFACTS_DIR)"
+	find functions/__init__.py "functions/$(call package_of,$*)" shared -type f -name '*.py' ! -path '*/__pycache__/*' \
+		| tar -cf - -T - | tar -xf - -C "$(ARTIFACTS_DIR)"
+
+# The layer: requirements.txt for python3.13 on arm64 under python/, no compiled bytecode, no scripts.
+build-DependenciesLayer:
+	$(need_artifacts_dir)
+	rm -rf "$(ARTIFACTS_DIR)/python"
+	$(LAYER_PIP) install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile --requirement requirements.txt \
+		--target "$(ARTIFACTS_DIR)/python" $(LAMBDA_PIP_TARGET)
+	rm -rf "$(ARTIFACTS_DIR)/python/bin"
+	find "$(ARTIFACTS_DIR)/python" -type d -name __pycache__ -prune -exec rm -rf {} +
+
+package: $(STAMP) ## Build every function and the layer as sam build does (.aws-sam/local-build/), zip, print sizes
+	$(BIN)/python -m local.package

@@ -16,10 +16,10 @@ class Settings(BaseModel):
     secrets_prefix: str = Field(min_length=1)
     public_base_url: str = Field(min_length=1)
     stripe_api_base: str | None = None  # None: Stripe's own API
-    # Stripe calls from Lambda: bounded so a slow Stripe cannot eat the function's timeout.
-    stripe_timeout_seconds: float = 8.0
-    stripe_max_retries: int = 2
     secret_cache_seconds: int = 300
+    # How long the webhook answers 404 for a project without a secret before asking Secrets Manager
+    # again (per container): the cost of a made-up project id vs. the delay before a new one is reached.
+    unknown_project_cache_seconds: int = Field(default=60, ge=0)
 
     @field_validator("public_base_url", "stripe_api_base")
     @classmethod
@@ -36,7 +36,6 @@ def get_settings() -> Settings:
         secrets_prefix=env.get("SECRETS_PREFIX", ""),
         public_base_url=env.get("PUBLIC_BASE_URL", ""),
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
-        stripe_timeout_seconds=float(env.get("STRIPE_TIMEOUT_SECONDS", "8")),
-        stripe_max_retries=int(env.get("STRIPE_MAX_RETRIES", "2")),
         secret_cache_seconds=int(env.get("SECRET_CACHE_SECONDS", "300")),
+        unknown_project_cache_seconds=int(env.get("UNKNOWN_PROJECT_CACHE_SECONDS", "60")),
     )

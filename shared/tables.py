@@ -14,13 +14,17 @@ from botocore.client import BaseClient
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 
+from .budget import DYNAMODB
 from .integrations.items import IntegrationItem
 from .revenue.items import LedgerItem, ProfileBooking, RevenueItem
 from .settings import get_settings
 
-# Throttling and 5xx are retried by botocore itself ("standard" mode); bounded so a slow DynamoDB
-# answers 503 well within the functions' timeouts.
-_META = {"max_retry_attempts": 4, "connect_timeout_seconds": 2, "read_timeout_seconds": 5}
+# Throttling and 5xx are retried by botocore itself ("standard" mode), within the time budget.
+_META = {
+    "max_retry_attempts": DYNAMODB.attempts - 1,
+    "connect_timeout_seconds": DYNAMODB.connect_seconds,
+    "read_timeout_seconds": DYNAMODB.read_seconds,
+}
 
 
 @cache

@@ -1,4 +1,10 @@
-"""Receiving a Stripe webhook: verify first, then dispatch by event type (a table, not ifs)."""
+"""Receiving a Stripe webhook: verify first, then dispatch by event type (a table, not ifs).
+
+The route is unauthenticated, so what a caller can make us spend is bounded: the checks that cost
+nothing (id, size, the signature header's shape and age) come before any AWS request, an unknown
+project is remembered (secrets.load), and bad signatures force at most one re-read of a project's
+secret per interval (secrets.refresh).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from .observability import logger
 from .revenue import engine
 from .revenue.engine import Outcome
 from .stripe_api import lookups
-from .stripe_api.webhooks import verify
+from .stripe_api.webhooks import check_header, verify
 
 MAX_BODY_BYTES = 1024 * 1024
 LAST_EVENT_EVERY_SECONDS = 60  # last_event_at is for people: a minute's precision saves a write per event
@@ -64,15 +70,16 @@ def receive(project_id: str, body: bytes, signature: str | None) -> str:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge("Webhook payloads are at most 1 MiB.")
     payload = body.decode("utf-8", errors="replace")
-    try:
-        keys = secrets.load(project_id)
+    try:  # (404 before 400: api.md's answer for an unknown project, whatever its headers)
+        keys = secrets.load(project_id, remember_missing=True)
     except secrets.SecretNotFound:
         raise NotFound("No Stripe integration is connected for this project.") from None
+    header = check_header(signature)  # before a forced re-read of the secret can be asked for
     try:
-        event = verify(payload, signature, keys.webhook_secret)
+        event = verify(payload, header, keys.webhook_secret)
     except InvalidSignature:
         keys = _fresh_secrets_if_changed(project_id, keys)
-        event = verify(payload, signature, keys.webhook_secret)
+        event = verify(payload, header, keys.webhook_secret)
     logger.set_correlation_id(event["id"])
     logger.append_keys(stripe_event_type=event["type"], project_id=project_id)
     handler = HANDLERS.get(event["type"])
@@ -88,9 +95,9 @@ def receive(project_id: str, body: bytes, signature: str | None) -> str:
 
 
 def _fresh_secrets_if_changed(project_id: str, cached: secrets.StripeSecrets) -> secrets.StripeSecrets:
-    """After a mismatch, re-read the secret once: a reconnect may have replaced it (else re-raise)."""
+    """After a mismatch: the secrets as re-read (throttled), if a reconnect replaced them; else re-raise."""
     try:
-        fresh = secrets.load(project_id, fresh=True)
+        fresh = secrets.refresh(project_id)
     except secrets.SecretNotFound:
         raise NotFound("No Stripe integration is connected for this project.") from None
     if fresh.webhook_secret == cached.webhook_secret:

@@ -11,7 +11,7 @@ from shared.http import check_id, json_response, make_resolver, parse_body, requ
 from shared.integrations import store
 from shared.integrations.connect import connect
 from shared.integrations.models import DISCONNECTED_VIEW, ConnectRequest
-from shared.observability import logger, metrics, tracer
+from shared.observability import Metric, count, logger, metrics, tracer
 
 app = make_resolver()
 PATH = "/projects/<project_id>/integrations/stripe"
@@ -24,7 +24,7 @@ def connect_stripe(project_id: str) -> Response[str]:
     request = parse_body(app.current_event, ConnectRequest)
     require_project(projects, project_id)
     integration = connect(project_id, request.api_key)
-    metrics.add_metric(name="IntegrationsConnected", unit="Count", value=1)
+    count(Metric.INTEGRATIONS_CONNECTED)
     return json_response(201, integration.view())
 
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.http import json_response, make_resolver
-from shared.observability import logger, metrics, tracer
+from shared.observability import Metric, count, logger, metrics, tracer
 from shared.webhook_receiver import receive
 
 app = make_resolver()
@@ -27,4 +27,7 @@ def stripe_webhook(project_id: str) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    if response["statusCode"] >= 500:  # Stripe will retry; persistent ones are alarmed
+        count(Metric.WEBHOOK_SERVER_ERRORS)
+    return response

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.http import check_id, json_response, make_resolver, parse_body, require_project, token_projects
-from shared.observability import logger, metrics, tracer
+from shared.observability import Metric, count, logger, metrics, tracer
 from shared.revenue.reattribution import after_visitor_saved
 from shared.visitors.models import TimelineView, VisitorBody, VisitorView, parse_timeline_query
 from shared.visitors.service import VisitorService
@@ -43,9 +43,9 @@ def put_visitor(project_id: str, visitor_id: str) -> Response[str]:
         email_changed=saved.email_changed,
     )
     if saved.created:
-        metrics.add_metric(name="VisitorsCreated", unit="Count", value=1)
+        count(Metric.VISITORS_CREATED)
     if saved.email_changed:
-        metrics.add_metric(name="VisitorEmailsSet", unit="Count", value=1)
+        count(Metric.VISITOR_EMAILS_SET)
     visitor = saved.visitor
     if after_visitor_saved(project_id, saved):  # it may now own revenue that was pending
         visitor = _service().get(project_id, visitor_id)

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import budget
 from ..errors import DuplicateEvent, NotFound, ServiceUnavailable, StaleUpdate
 from ..identity import VISITOR_METADATA_KEY, email_key, visitor_hint
-from ..observability import logger, metrics
+from ..observability import Metric, count, logger
 from . import keys, loading, store, writer
 from .decision import (
     Arrivals,
@@ -52,7 +53,7 @@ __all__ = [
     "on_visitor_saved",
 ]
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = budget.DECISION_ATTEMPTS
 
 
 class IgnoredEvent(Exception):
@@ -65,7 +66,7 @@ def _retrying(what: str, attempt_once: Callable[[], Outcome]) -> Outcome:
             return attempt_once()
         except StaleUpdate as exc:
             logger.info("decision raced, retrying", what=what, conflict=str(exc), attempt=attempt)
-            time.sleep(random.uniform(0, 0.02 * 2**attempt))  # jitter, not security
+            time.sleep(random.uniform(0, budget.DECISION_JITTER_SECONDS * 2**attempt))  # jitter, not security
         except DuplicateEvent:
             return Outcome("duplicate")
     raise ServiceUnavailable("The decision kept conflicting with concurrent writes; retry later.")
@@ -81,7 +82,7 @@ def _first_read(project: str, event: dict[str, Any], wanted: list[Key]) -> Found
     if bool(event.get("livemode")) != (integration.mode == "live"):
         raise IgnoredEvent()
     if at(found, mark) is not None:
-        metrics.add_metric(name="DuplicateEvents", unit="Count", value=1)
+        count(Metric.DUPLICATE_EVENTS)
         return None
     return found
 
@@ -115,13 +116,13 @@ def _report(decision: Decision) -> None:
             for intent in unit:
                 if isinstance(intent, BookCharge):
                     record = intent.record
-                    metrics.add_metric(name="ChargesBooked", unit="Count", value=1)
-                    metrics.add_metric(name=f"AttributionTier{record.tier or 0}", unit="Count", value=1)
+                    count(Metric.CHARGES_BOOKED)
+                    count(Metric.tier(record.tier))
                     logger.info(
                         "charge booked", charge_id=record.facts.id, tier=record.tier, attributed=bool(record.visitor_id)
                     )
                 elif isinstance(intent, MoveCharge):
-                    metrics.add_metric(name="ChargesReattributed", unit="Count", value=1)
+                    count(Metric.CHARGES_REATTRIBUTED)
                     logger.info(
                         "charge re-attributed",
                         charge_id=intent.after.facts.id,
@@ -129,7 +130,7 @@ def _report(decision: Decision) -> None:
                         attributed=bool(intent.after.visitor_id),
                     )
                 elif isinstance(intent, BookRefund):
-                    metrics.add_metric(name="RefundsBooked", unit="Count", value=1)
+                    count(Metric.REFUNDS_BOOKED)
                     logger.info("refund booked", charge_id=intent.after.facts.id, amount=-intent.entry.revenue)
 
 

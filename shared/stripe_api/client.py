@@ -1,9 +1,10 @@
-"""Stripe clients for a project's key: pinned API version, explicit retries, a Lambda-sized timeout."""
+"""Stripe clients for a project's key: pinned API version, retries and timeouts of the time budget."""
 
 from __future__ import annotations
 
 import stripe
 
+from ..budget import STRIPE
 from ..settings import get_settings
 
 # stripe-python 16.1.0 pins this version; webhook endpoints are created with it too, so events arrive
@@ -19,7 +20,7 @@ def stripe_client(api_key: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         api_key,
         stripe_version=API_VERSION,
-        max_network_retries=settings.stripe_max_retries,
-        http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_seconds),
+        max_network_retries=STRIPE.attempts - 1,
+        http_client=stripe.RequestsClient(timeout=(STRIPE.connect_seconds, STRIPE.read_seconds)),
         **options,  # type: ignore[arg-type]
     )

@@ -8,7 +8,7 @@ import stripe
 
 from ..errors import ServiceUnavailable
 from ..identity import VISITOR_METADATA_KEY, visitor_hint
-from ..observability import metrics
+from ..observability import Metric, count
 from ..revenue.models import CustomerRecord
 from .client import stripe_client
 
@@ -19,7 +19,7 @@ def customer_fetcher(api_key: str) -> Callable[[str], CustomerRecord]:
 
 def fetch_customer(api_key: str, customer_id: str) -> CustomerRecord:
     """A Stripe customer's email and metadata visitor, fetched once per customer (then stored)."""
-    metrics.add_metric(name="StripeCustomerFetches", unit="Count", value=1)
+    count(Metric.STRIPE_CUSTOMER_FETCHES)
     try:
         customer = stripe_client(api_key).v1.customers.retrieve(customer_id)
     except stripe.InvalidRequestError:
@@ -37,7 +37,7 @@ def fetch_customer(api_key: str, customer_id: str) -> CustomerRecord:
 
 def invoice_payment_intents(api_key: str, invoice_id: str) -> tuple[str, ...]:
     """The PaymentIntents that paid an invoice (a subscription Checkout pays its first invoice)."""
-    metrics.add_metric(name="StripeInvoicePaymentFetches", unit="Count", value=1)
+    count(Metric.STRIPE_INVOICE_PAYMENT_FETCHES)
     try:
         payments = stripe_client(api_key).v1.invoice_payments.list(params={"invoice": invoice_id, "limit": 100})
     except stripe.StripeError as exc:

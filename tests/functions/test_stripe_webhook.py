@@ -274,7 +274,7 @@ def test_a_livemode_subscription_checkout_for_a_test_key_is_ignored_before_askin
 
 
 def test_a_secrets_manager_throttle_is_503_not_404(connected: Connected, a_charge_event: bytes) -> None:
-    secrets.provider().clear_cache()  # type: ignore[no-untyped-call]
+    secrets.provider().clear_cache()
     with Stubber(secrets.client()) as stubber:
         stubber.add_client_error("get_secret_value", service_error_code="ThrottlingException", http_status_code=400)
         status, body = deliver(a_charge_event, connected.webhook_secret)
