@@ -13,6 +13,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,13 @@ def build(logical_id: str, artifacts_dir: Path, *, source_dir: Path = REPO_ROOT,
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     manifest = makefile or source_dir / "Makefile"
     command = ["make", "--no-print-directory", "--makefile", str(manifest), f"build-{logical_id}"]
-    environment = {**os.environ, "ARTIFACTS_DIR": str(artifacts_dir.resolve())}
+    # The layer is pip-installed by this interpreter's pip (the virtualenv's has one; a bare system
+    # Python may not): sam build itself uses the Makefile's default, `python3 -m pip`.
+    environment = {
+        "LAYER_PIP": f"{sys.executable} -m pip",
+        **os.environ,
+        "ARTIFACTS_DIR": str(artifacts_dir.resolve()),
+    }
     subprocess.run(command, cwd=source_dir, env=environment, check=True)  # noqa: S603 - fixed command
 
 
