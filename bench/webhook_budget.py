@@ -203,7 +203,7 @@ def main() -> None:
             calls.clear()
             control.reset_stats(account.id)
             started = time.perf_counter()
-            response = lambda_handler(webhook_request(PROJECT, body, secret), _Context())
+            response = lambda_handler(webhook_request(PROJECT, body, secret), BenchContext())
             elapsed = (time.perf_counter() - started) * 1000
             assert response["statusCode"] == 200, response
             rows.append((label, event["type"], Counter(calls), control.stats(account.id), elapsed))
@@ -240,7 +240,9 @@ def webhook_request(project: str, body: bytes, secret: str) -> dict[str, Any]:
     }
 
 
-class _Context:
+class BenchContext:
+    """The Lambda context attributes the handlers read."""
+
     function_name = "bench"
     memory_limit_in_mb = 512
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"

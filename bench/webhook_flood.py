@@ -23,23 +23,13 @@ from typing import Any
 import boto3
 import stripe
 
-from bench.webhook_budget import PROJECT, moto_stack, webhook_request
+from bench.webhook_budget import PROJECT, BenchContext, moto_stack, webhook_request
 from local.stripe_emulator.control_client import EmulatorControl
 from local.stripe_emulator.server import start
 from local.stripe_emulator.webhooks import sign
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WRONG_SECRET = "whsec_" + "1" * 32  # what a caller without the project's secret signs with
-
-
-class _Context:
-    function_name = "bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def with_header(request: dict[str, Any], header: str | None) -> dict[str, Any]:
@@ -70,7 +60,7 @@ def measure(requests: Sequence[dict[str, Any]], calls: Counter[str]) -> dict[str
     statuses: Counter[int] = Counter()
     cpu, wall = time.process_time(), time.perf_counter()
     for request in requests:
-        statuses[lambda_handler(request, _Context())["statusCode"]] += 1
+        statuses[lambda_handler(request, BenchContext())["statusCode"]] += 1
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     n = len(requests)
     return {
