@@ -70,4 +70,7 @@ PATHS = {
     "IntegrationApiFunction": Path(secrets=1, stripe=2, dynamodb=2),
     # a report: its index pages and profile batches (issue 11 bounds them by rollups)
     "ReportsApiFunction": Path(dynamodb=40),
+    # the last page an invocation begins (shared.backfill.runner.RESERVE_SECONDS): the list, then a
+    # decision over its 100 objects' scopes (or one per session: 100 x 8 requests)
+    "BackfillFunction": Path(secrets=1, stripe=1, dynamodb=800, decision_retries=False),
 }

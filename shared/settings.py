@@ -20,6 +20,16 @@ class Settings(BaseModel):
     # How long the webhook answers 404 for a project without a secret before asking Secrets Manager
     # again (per container): the cost of a made-up project id vs. the delay before a new one is reached.
     unknown_project_cache_seconds: int = Field(default=60, ge=0)
+    backfill_queue_url: str = ""  # the functions that queue backfill pages have it
+    # Stripe requests/s the backfill and reconcile may spend per account (all slices together):
+    # None is the default share (10 live, 5 test), 0 unpaced (benchmarks only).
+    stripe_rate_budget: float | None = Field(default=None, ge=0)
+    backfill_slices_per_phase: int = Field(default=16, ge=1, le=100)
+
+    def rate_budget(self, mode: str) -> float:
+        if self.stripe_rate_budget is not None:
+            return self.stripe_rate_budget
+        return 10.0 if mode == "live" else 5.0
 
     @field_validator("public_base_url", "stripe_api_base")
     @classmethod
@@ -38,4 +48,7 @@ def get_settings() -> Settings:
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
         secret_cache_seconds=int(env.get("SECRET_CACHE_SECONDS", "300")),
         unknown_project_cache_seconds=int(env.get("UNKNOWN_PROJECT_CACHE_SECONDS", "60")),
+        backfill_queue_url=env.get("BACKFILL_QUEUE_URL", ""),
+        stripe_rate_budget=float(env["STRIPE_RATE_BUDGET"]) if env.get("STRIPE_RATE_BUDGET") else None,
+        backfill_slices_per_phase=int(env.get("BACKFILL_SLICES_PER_PHASE", "16")),
     )

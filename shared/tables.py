@@ -14,6 +14,7 @@ from botocore.client import BaseClient
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 
+from .backfill import items as _backfill_items  # noqa: F401 - its models are RevenueItems bound below
 from .budget import DYNAMODB
 from .integrations.items import IntegrationItem
 from .revenue.items import LedgerItem, ProfileBooking, RevenueItem

@@ -123,6 +123,7 @@ def reset_caches() -> None:
     """Forget lazily created clients, settings and the webhook's per-container memory (each test has
     its own moto and environment)."""
     from shared import secrets, settings, tables, webhook_receiver
+    from shared.backfill import queue
     from tests import raw
 
     webhook_receiver._last_event_written.clear()
@@ -131,6 +132,7 @@ def reset_caches() -> None:
     raw.client.cache_clear()
     secrets.provider.cache_clear()
     secrets.client.cache_clear()
+    queue.client.cache_clear()
 
 
 @cache

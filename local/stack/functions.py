@@ -17,6 +17,7 @@ logger = logging.getLogger("local.stack")
 
 DEFAULT_IDENTITY_SOURCE = "$request.header.Authorization"
 SQS_DEFAULT_BATCH_SIZE = 10
+DEFAULT_CONCURRENCY = 2  # Lambda scales an SQS source out without a bound; locally two pollers
 _SCHEDULED_EVENTS = {"Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent"}
 _USED_PROPERTIES = {"Handler", "CodeUri", "PackageType", "InlineCode", "Timeout", "MemorySize", "Environment", "Events"}
 
@@ -51,6 +52,7 @@ class SqsSource:
     batch_size: int
     batching_window_seconds: int
     report_batch_item_failures: bool
+    maximum_concurrency: int  # pollers side by side (ScalingConfig.MaximumConcurrency)
 
 
 @dataclass(frozen=True)
@@ -223,4 +225,5 @@ def _sqs_source(template: Template, function: str, event_name: str, properties: 
         batch_size=batch_size,
         batching_window_seconds=window,
         report_batch_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
+        maximum_concurrency=int((properties.get("ScalingConfig") or {}).get("MaximumConcurrency", DEFAULT_CONCURRENCY)),
     )

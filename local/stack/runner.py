@@ -266,6 +266,7 @@ def start_stack(
             SqsPoller(source, functions[spec.logical_id], sqs, region=REGION, wait_seconds=sqs_wait_seconds)
             for spec in specs
             for source in spec.sqs_sources
+            for _ in range(source.maximum_concurrency)
         ]
         for poller in pollers:
             poller.start()

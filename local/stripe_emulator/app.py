@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -11,9 +12,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
 from . import control, routes
-from .core import API_VERSION, Context, Emulator
+from .core import API_VERSION, Context, Emulator, latency_remainder
 from .expand import expand
-from .keys import authenticate, require
+from .keys import ApiKey, authenticate, require
 
 # Importing the resource modules registers their routes.
 from .resources import billing, checkout, customers, payments, webhook_endpoints  # noqa: F401
@@ -39,13 +40,18 @@ class EmulatorApp:
         return response(environ, start_response)
 
     def _api(self, request: Request) -> Response:
+        arrived = time.monotonic()
         request_id = new_id("req_", 14)
         headers = {
             "Request-Id": request_id,
             "Stripe-Version": request.headers.get("Stripe-Version") or API_VERSION,
         }
+        latency_ms = 0
         try:
-            status, body, replayed = self._serve(request, request_id)
+            with self.emulator.lock:
+                key = authenticate(self.emulator.keys, request.headers.get("Authorization"))
+                latency_ms = self.emulator.latency_ms.get(key.account_id, 0)
+            status, body, replayed = self._serve(request, key, request_id)
             if replayed:
                 headers["Idempotent-Replayed"] = "true"
         except StripeError as exc:
@@ -55,12 +61,16 @@ class EmulatorApp:
             log.exception("emulator error")
             status = 500
             body = orjson.dumps({"error": {"type": "api_error", "message": "Emulator internal error."}})
+        # The account's latency, counted from arrival (a slow request waits only the remainder), and
+        # slept outside the lock: other requests, of any account, go on meanwhile.
+        wait = latency_remainder(latency_ms, time.monotonic() - arrived)
+        if wait > 0:
+            time.sleep(wait)
         return Response(body, status=status, headers=headers, content_type=_JSON)
 
-    def _serve(self, request: Request, request_id: str) -> tuple[int, bytes, bool]:
+    def _serve(self, request: Request, key: ApiKey, request_id: str) -> tuple[int, bytes, bool]:
         emulator = self.emulator
         with emulator.lock:
-            key = authenticate(emulator.keys, request.headers.get("Authorization"))
             try:
                 name, path_args = self._urls.match(request.path, method=request.method)
             except (NotFound, MethodNotAllowed):

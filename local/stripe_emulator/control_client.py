@@ -79,6 +79,15 @@ class EmulatorControl:
         result: dict[str, Any] = self.call("POST", "rate_limit", {"account": account, **settings})
         return result
 
+    def set_latency(self, account: str, ms: int) -> int:
+        """Make every API request of `account` take at least `ms` milliseconds (0: off)."""
+        result: int = self.call("POST", "latency", {"account": account, "ms": ms})["ms"]
+        return result
+
+    def latency(self, account: str) -> int:
+        result: int = self.call("GET", f"latency?account={account}")["ms"]
+        return result
+
     def fault(self, account: str, endpoint: str, status: int = 500, count: int = 1) -> None:
         self.call("POST", "faults", {"account": account, "endpoint": endpoint, "status": status, "count": count})
 

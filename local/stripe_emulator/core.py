@@ -17,6 +17,12 @@ from .wire import StripeError, not_found
 
 API_VERSION = "2026-10-28.endive"  # what stripe-python 16.1.0 pins
 EVENT_RETENTION_SECONDS = 30 * 24 * 3600
+MAX_LATENCY_MS = 60_000  # beyond the SDK's timeouts any test would use: a mistake, not a setting
+
+
+def latency_remainder(latency_ms: int, elapsed: float) -> float:
+    """Seconds still to wait so that a request `elapsed` seconds old takes at least `latency_ms`."""
+    return max(0.0, latency_ms / 1000 - elapsed)
 
 
 @dataclass
@@ -67,6 +73,7 @@ class Emulator:
         self.rate_limits: dict[str, RateLimit] = {}
         self.faults: dict[str, list[Fault]] = defaultdict(list)
         self.stats: dict[str, Counter[str]] = defaultdict(Counter)
+        self.latency_ms: dict[str, int] = {}  # least time an API request of the account takes
         from .webhooks import Deliverer  # late: webhooks needs core's types
 
         self.deliverer = Deliverer(self)

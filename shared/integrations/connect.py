@@ -8,6 +8,7 @@ from typing import Any
 import stripe
 
 from .. import secrets
+from ..backfill import progress, queue, slices
 from ..errors import AlreadyConnected, MissingPermissions
 from ..isotime import iso_now
 from ..observability import logger
@@ -25,7 +26,8 @@ def webhook_url(project_id: str) -> str:
 
 
 def connect(project_id: str, api_key: str) -> Integration:
-    """Probe the key, create the webhook endpoint, store the secrets, save the integration.
+    """Probe the key, create the webhook endpoint, store the secrets, save the integration, queue
+    the backfill.
 
     Nothing is half-saved: when a step fails, every step before it is undone (best effort, last
     first) and the original error is raised.
@@ -45,6 +47,8 @@ def connect(project_id: str, api_key: str) -> Integration:
         undo.append(("webhook endpoint", lambda: client.v1.webhook_endpoints.delete(endpoint.id)))
         secrets.store(project_id, secrets.StripeSecrets(key.value, endpoint.secret or ""))
         undo.append(("secrets", lambda: secrets.delete(project_id)))
+        run = _next_run(existing)
+        per_phase = get_settings().backfill_slices_per_phase
         integration = Integration(
             project_id=project_id,
             status="connected",
@@ -52,14 +56,22 @@ def connect(project_id: str, api_key: str) -> Integration:
             key_hint=key.hint,
             webhook_endpoint_id=endpoint.id,
             connected_at=iso_now(),
+            backfill=progress.new_run(run, slices.slice_count(per_phase)),
             warnings=[FULL_ACCESS_KEY_WARNING] if key.kind == "sk" else [],
         )
         store.create(integration)
+        undo.append(("integration record", lambda: store.delete(project_id)))
+        queue.send([slices.StartMessage(project_id=project_id, run=run, per_phase=per_phase)])
     except Exception:
         _undo(project_id, undo)
         raise
     logger.info("stripe connected", project_id=project_id, mode=key.mode, webhook_endpoint_id=endpoint.id)
     return integration
+
+
+def _next_run(existing: Integration | None) -> int:
+    """Runs number on across reconnects, so a message of an earlier connection's run is dropped."""
+    return int(existing.backfill["run"]) + 1 if existing is not None and existing.backfill else 1
 
 
 def _create_endpoint(client: stripe.StripeClient, project_id: str) -> stripe.WebhookEndpoint:

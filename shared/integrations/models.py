@@ -54,7 +54,7 @@ class Integration:
     webhook_endpoint_id: str
     connected_at: str
     last_event_at: str | None = None
-    backfill: dict[str, Any] | None = None  # arrives with the backfill issue; null until then
+    backfill: dict[str, Any] | None = None  # the current run's progress (shared.backfill.progress)
     warnings: list[str] = field(default_factory=list)
 
     def view(self) -> dict[str, Any]:

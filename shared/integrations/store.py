@@ -35,6 +35,12 @@ def create(integration: Integration) -> None:
         raise AlreadyConnected("This project is already connected to Stripe.") from None
 
 
+def delete(project_id: str) -> None:
+    tables.bind()
+    with dynamo.translate_errors():
+        IntegrationItem(project_id).delete()
+
+
 def touch_last_event(project_id: str, at: str) -> None:
     """Record when the last webhook event arrived (only moves forward)."""
     tables.bind()

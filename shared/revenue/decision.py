@@ -349,8 +349,9 @@ def book_on_link(root: CustomerRoot, facts: ChargeFacts, join: PaymentJoin, even
     return Decision(scopes=[writes], last=[MarkEvent(event_id)]), Outcome("booked", visitor, 3)
 
 
-def book_refund(record: LedgerRecord, facts: ChargeFacts, at: int, event_id: str) -> tuple[Decision, Outcome]:
-    """Refunds are cumulative on the charge: book what exceeds what is booked (stale ones: nothing)."""
+def book_refund(record: LedgerRecord, facts: ChargeFacts, at: int, event_id: str | None) -> tuple[Decision, Outcome]:
+    """Refunds are cumulative on the charge: book what exceeds what is booked (stale ones: nothing).
+    `event_id` None: read from a list (backfill, reconcile), no event to mark."""
     delta = facts.refunded - record.refunded
     if delta <= 0:
         return Decision(), Outcome("already_booked")  # a redelivery, a twin event, or an older refund state
@@ -361,7 +362,8 @@ def book_refund(record: LedgerRecord, facts: ChargeFacts, at: int, event_id: str
         version=record.version + 1,
     )
     unit: Unit = (BookRefund(record, after, refund_event(after, facts.refunded, at, delta)),)
-    decision = Decision(scopes=[ScopeWrites(root=None, units=[unit])], last=[MarkEvent(event_id)])
+    marks: list[Intent] = [MarkEvent(event_id)] if event_id else []
+    decision = Decision(scopes=[ScopeWrites(root=None, units=[unit])], last=marks)
     return decision, Outcome("refund_booked", record.visitor_id, record.tier)
 
 

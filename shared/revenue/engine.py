@@ -8,9 +8,11 @@ reads; a webhook is a batch of one, and the same code books pages of charges.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import budget
@@ -46,7 +48,9 @@ __all__ = [
     "CustomerFetcher",
     "IgnoredEvent",
     "Outcome",
+    "PageOutcome",
     "on_charge",
+    "on_charges_page",
     "on_invoice_paid",
     "on_session",
     "on_subscription",
@@ -54,6 +58,13 @@ __all__ = [
 ]
 
 MAX_ATTEMPTS = budget.DECISION_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    charges: int  # read
+    booked: int  # new ones that book revenue (a few may have been booked meanwhile by a webhook)
+    refunds: int  # booked ones whose refunds grew
 
 
 class IgnoredEvent(Exception):
@@ -194,6 +205,39 @@ def _charge_once(
     arrivals = Arrivals(charges={facts.id: facts}, event_id=event["id"])
     customers = {expanded.customer_id: expanded} if expanded else {}
     return _decide(project, scope, arrivals, fetch_customer, customers)
+
+
+def on_charges_page(
+    project: str, charges: list[dict[str, Any]], fetch_customer: CustomerFetcher, seen_at: int
+) -> PageOutcome:
+    """Charges read from Stripe's list (backfill, reconcile), customers expanded: the new ones that
+    book revenue in one decision over their scopes, the booked ones' newer refunds as refund deltas
+    (dated `seen_at`, when we learnt of them). A page read again books nothing twice."""
+    facts = {str(c["id"]): ChargeFacts.from_stripe(c) for c in charges}
+    customers = {record.customer_id: record for c in charges if (record := _expanded_customer(c))}
+    booked = {
+        item.charge_id: ledger_record(item)
+        for item in store.batch_get(keys.ledger(project, charge_id) for charge_id in facts).values()
+        if isinstance(item, LedgerItem)
+    }
+    refunds = [f for charge_id, f in facts.items() if charge_id in booked and f.refunded > booked[charge_id].refunded]
+    for f in refunds:
+        _retrying(f.id, functools.partial(_refund_once, project, f, seen_at))
+    new = {charge_id: f for charge_id, f in facts.items() if charge_id not in booked and f.books_revenue}
+    if new:
+        scopes = {scope_key(f.customer_id, f.id) for f in new.values()}
+        _retrying("page", lambda: _decide(project, scopes, Arrivals(charges=new), fetch_customer, customers))
+    return PageOutcome(charges=len(facts), booked=len(new), refunds=len(refunds))
+
+
+def _refund_once(project: str, facts: ChargeFacts, seen_at: int) -> Outcome:
+    item = at(store.batch_get([keys.ledger(project, facts.id)]), keys.ledger(project, facts.id))
+    if not isinstance(item, LedgerItem):
+        return Outcome("not_booked")
+    decision, outcome = book_refund(ledger_record(item), facts, seen_at, None)
+    writer.commit(project, decision)
+    _report(decision)
+    return outcome
 
 
 # ---- Checkout Sessions ------------------------------------------------------------------------------

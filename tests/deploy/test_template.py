@@ -128,3 +128,19 @@ def test_every_5xx_of_the_webhook_route_is_alarmed(namespace: str, metric: str) 
         variables = webhook["Environment"]["Variables"]
         assert namespace == variables["POWERTOOLS_METRICS_NAMESPACE"]
         assert dimensions == {"service": variables["POWERTOOLS_SERVICE_NAME"]}
+
+
+def test_the_backfill_marks_its_run_failed_on_the_queues_last_receive() -> None:
+    from functions.backfill import app
+
+    template = deployed()
+    queue = of_type("AWS::SQS::Queue")["BackfillQueue"]
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == app.MAX_RECEIVES
+    assert template.physical_name("BackfillDeadLetterQueue") in queue["RedrivePolicy"]["deadLetterTargetArn"]
+
+
+def test_the_backfill_keeps_a_page_worth_of_time_when_it_begins_one() -> None:
+    from shared.backfill import runner
+
+    assert budget.PATHS["BackfillFunction"].worst_seconds <= runner.RESERVE_SECONDS
+    assert functions()["BackfillFunction"]["Timeout"] >= 2 * runner.RESERVE_SECONDS  # room for pages in a row

@@ -51,13 +51,22 @@ def test_connect_creates_endpoint_secret_and_record(
 ) -> None:
     # When the project connects with the product's restricted key
     status, body = connect(lambda_context, account.restricted_key)
-    # Then it is connected, with a key hint and no backfill claimed yet
+    # Then it is connected, with a key hint and its history's import queued (run 1)
     assert status == 201, body
     assert body["provider"] == "stripe"
     assert body["status"] == "connected"
     assert body["mode"] == "test"
     assert body["key_hint"] == f"rk_test_...{account.restricted_key[-4:]}"
-    assert body["backfill"] is None
+    backfill = body["backfill"]
+    assert (backfill["run"], backfill["status"], backfill["charges_imported"]) == (1, "queued", 0)
+    assert backfill["progress"]["slices_done"] == 0
+    assert backfill["progress"]["slices"] > 0
+    assert (backfill["phase"], backfill["oldest_imported_at"], backfill["finished_at"], backfill["error"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
     assert body["warnings"] == []
     assert account.restricted_key not in json.dumps(body)
     # And the endpoint exists in Stripe with our url, event types, pinned version and project

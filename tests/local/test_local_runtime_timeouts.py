@@ -185,6 +185,7 @@ def test_an_sqs_batch_fails_as_a_whole_when_its_function_times_out() -> None:
         batch_size=2,
         batching_window_seconds=0,
         report_batch_item_failures=True,
+        maximum_concurrency=1,
     )
     client = _FakeSqs(["one", "two"])
     poller = SqsPoller(source, _function("sleeper"), client, region="us-east-1")  # type: ignore[arg-type]

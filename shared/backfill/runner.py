@@ -1,0 +1,115 @@
+"""One backfill message: pages of its slice read and committed in a row while the invocation's time
+allows, then the continuation queued (domain rule 7).
+
+Each page waits for a place in the account's rate budget, is read, booked by the engine, and its
+progress recorded; only then is the next read. A 429 or a Stripe failure queues the continuation
+with a delay (the page is read again then); a revoked key or a missing permission fails the run
+with a reason the dashboard shows. A message of a run that is no longer current is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import stripe
+
+from .. import secrets
+from ..integrations import store as integrations
+from ..integrations.models import Integration
+from ..observability import logger
+from ..revenue.models import CustomerRecord
+from ..settings import get_settings
+from ..stripe_api import lookups
+from ..stripe_api.client import stripe_client
+from . import pages, progress, queue, slices
+from .rate import RateBudget
+from .slices import SliceMessage, StartMessage
+
+# Left when a page starts, for its booking and the continuation: a page's worst case (shared.budget).
+RESERVE_SECONDS = 90.0
+RETRY_DELAYS = (5, 15, 60, 300, 900)  # a slice Stripe refused for the n-th time in a row goes on after
+
+
+def handle(message: StartMessage | SliceMessage, remaining_seconds: Callable[[], float], receive_count: int) -> None:
+    integration = _current(message)
+    if integration is None:
+        return
+    if isinstance(message, StartMessage):
+        # a duplicate start queues the slices twice: harmless, each resumes from its item or stops
+        queue.send(slices.plan(message.project_id, message.run, int(time.time()), message.per_phase))
+        return
+    _run_slice(integration, message, remaining_seconds, receive_count)
+
+
+def _current(message: StartMessage | SliceMessage) -> Integration | None:
+    """The integration, if the message's run is its current one and still queued or running."""
+    integration = integrations.get(message.project_id)
+    backfill = integration.backfill if integration else None
+    if integration is None or integration.status != "connected" or not backfill or backfill["run"] != message.run:
+        logger.info("backfill message dropped: not the current run", run=message.run)
+        return None
+    return integration if backfill["status"] in progress.ACTIVE else None
+
+
+def _run_slice(
+    integration: Integration, message: SliceMessage, remaining_seconds: Callable[[], float], receive_count: int
+) -> None:
+    state = progress.slice_state(message)
+    if state is not None and state.done:
+        progress.complete_if_done(message)  # the invocation that finished it may have stopped before
+        return
+    try:
+        keys = secrets.load(message.project_id)
+    except secrets.SecretNotFound:
+        return  # disconnected meanwhile
+    budget = RateBudget(message.project_id, get_settings().rate_budget(integration.mode))
+    deadline = time.time() + remaining_seconds() - RESERVE_SECONDS
+    paced = _paced_lookups(keys.api_key, budget, deadline)
+    client = stripe_client(keys.api_key)
+    cursor = state.cursor if state is not None else None
+    while True:
+        if time.time() >= deadline or not budget.acquire(deadline):
+            queue.send([message.model_copy(update={"cursor": cursor})])
+            return
+        try:
+            page = pages.read(client, message, cursor)
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            reason = _refusal(exc)
+            if progress.fail(message.project_id, message.run, reason):
+                logger.warning("backfill failed", reason=reason)
+            return
+        except stripe.StripeError:  # 429 (not retried by the SDK), 5xx or unreachable after its retry
+            delay = RETRY_DELAYS[min(receive_count - 1, len(RETRY_DELAYS) - 1)]
+            logger.info("backfill slice backs off", delay_seconds=delay)
+            queue.send([message.model_copy(update={"cursor": cursor})], delay_seconds=delay)
+            return
+        charges = pages.book(message, page, paced, int(time.time()))
+        oldest = page.oldest if message.phase == "charges" else None  # api.md: the oldest charge's
+        if not progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest):
+            return  # another invocation of this slice recorded the page first: it goes on
+        if page.next_cursor is None:
+            if progress.complete_if_done(message):
+                logger.info("backfill completed", run=message.run)
+            return
+        cursor = page.next_cursor
+
+
+def _refusal(exc: stripe.StripeError) -> str:
+    if isinstance(exc, stripe.AuthenticationError):
+        return "Stripe rejected the key (revoked, rolled or expired): reconnect with a new restricted key."
+    return "The key lost a permission the import needs: " + (
+        exc.user_message or "reconnect with the permissions listed."
+    )
+
+
+def _paced_lookups(api_key: str, budget: RateBudget, deadline: float) -> pages.Lookups:
+    def customer(customer_id: str) -> CustomerRecord:
+        budget.acquire(deadline + RESERVE_SECONDS)
+        return lookups.fetch_customer(api_key, customer_id)
+
+    def payment_intents(invoice_id: str) -> tuple[str, ...]:
+        budget.acquire(deadline + RESERVE_SECONDS)
+        return lookups.invoice_payment_intents(api_key, invoice_id)
+
+    return pages.Lookups(customer, payment_intents)

@@ -1,0 +1,89 @@
+"""The backfill queue drained in-process, as Lambda's event source mapping would feed the function."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from functions.backfill.app import lambda_handler
+from local.stack.sqs import sqs_record
+from shared.settings import get_settings
+from tests.conftest import FakeLambdaContext
+
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:backfill"
+
+
+class BackfillContext(FakeLambdaContext):
+    """A Lambda context with the backfill function's whole timeout ahead."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def pending() -> int:
+    """Messages in the queue: visible, in flight or delayed."""
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=get_settings().backfill_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    names = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+def receive(limit: int = 10) -> list[dict[str, Any]]:
+    client = boto3.client("sqs")
+    answer = client.receive_message(
+        QueueUrl=get_settings().backfill_queue_url,
+        MaxNumberOfMessages=limit,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+        WaitTimeSeconds=0,
+        VisibilityTimeout=30,
+    )
+    return list(answer.get("Messages", []))
+
+
+def deliver(message: dict[str, Any], *, delete: bool = True) -> dict[str, Any]:
+    """One message to the function, as Lambda would (batch of one); deleted unless it failed."""
+    event = {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1")]}  # type: ignore[arg-type]
+    response: dict[str, Any] = lambda_handler(event, BackfillContext(function_name="backfill"))  # type: ignore[arg-type]
+    if delete and not response.get("batchItemFailures"):
+        boto3.client("sqs").delete_message(
+            QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    return response
+
+
+def drain(limit: int = 10_000, only: Callable[[dict[str, Any]], bool] | None = None) -> int:
+    """Deliver messages until the queue is empty (or holds only messages `only` refuses: those are
+    left in it, visible again); how many were delivered."""
+    delivered = 0
+    held: list[dict[str, Any]] = []
+    try:
+        while delivered < limit:
+            messages = receive()
+            if not messages:
+                if pending() <= len(held):
+                    return delivered
+                time.sleep(0.2)  # a continuation queued with a delay
+                continue
+            for message in messages:
+                if only is not None and not only(json.loads(message["Body"])):
+                    held.append(message)
+                    continue
+                deliver(message)
+                delivered += 1
+    finally:
+        client = boto3.client("sqs")
+        for message in held:
+            client.change_message_visibility(
+                QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+    raise AssertionError(f"the backfill queue was still not empty after {limit} messages")
