@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 STRIPE_EMULATOR_PORT ?= 12111
 PYTEST_ARGS ?=
 RELIABILITY_ARGS ?=
+BACKFILL_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook bench-flood reliability clean
+.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook bench-flood bench-backfill reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,7 +54,10 @@ bench-webhook: $(STAMP) ## DynamoDB and Stripe requests per webhook event type (
 bench-flood: $(STAMP) ## What bad requests to the unauthenticated webhook route cost (AWS requests, CPU)
 	$(BIN)/python -m bench.webhook_flood
 
-bench: bench-emulator bench-webhook bench-flood ## Every benchmark
+bench-backfill: $(STAMP) ## A seeded account's history through the backfill, in-process: charges/s, requests per charge, CPU
+	$(BIN)/python -m bench.backfill $(BACKFILL_ARGS)
+
+bench: bench-emulator bench-webhook bench-flood bench-backfill ## Every benchmark
 
 reliability: $(STAMP) ## Generated worlds delivered serially and from 1/4/16 senders x3: mismatches, events/s, p50/p99
 	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)

@@ -1,8 +1,9 @@
 """One page of a slice: read from Stripe's list endpoint as raw JSON, booked by the engine.
 
 stripe-python builds a StripeObject per item (~100 ms for a page of 100 expanded charges); the raw
-response is parsed once instead. Sessions and subscriptions go through the engine's event entry
-points with an event id of the backfill's own (`backfill:...`): a page read again is a duplicate.
+response is parsed once instead. Sessions go through the engine's event entry point, subscriptions
+through its entry point for a read state, with an id of the backfill's own (`backfill:<run>:<id>`):
+an object read again in the run is a duplicate.
 """
 
 from __future__ import annotations
@@ -69,23 +70,15 @@ def book(message: SliceMessage, page: Page, lookups: Lookups, seen_at: int) -> i
     if message.phase == "charges":
         return engine.on_charges_page(project, page.objects, lookups.customer, seen_at).charges
     for obj in page.objects:
+        # the run in the id: a later run (a re-sync) reads it again
+        read = _event(f"backfill:{message.run}:{obj['id']}", obj)
         if message.phase == "checkout_sessions":
-            event = _event(f"backfill:{obj['id']}", "checkout.session.completed", obj, int(obj["created"]))
-            engine.on_session(project, event, lookups.customer, lookups.invoice_payment_intents)
-        elif obj.get("status") != "canceled":  # a list without a status filter leaves out canceled ones
-            # dated when it was created, so every later state (a webhook's) is newer, and its
-            # timeline event is the one customer.subscription.created places
-            event = _event(f"backfill:{obj['id']}", "customer.subscription.created", obj, int(obj["created"]))
-            engine.on_subscription(project, event, lookups.customer)
+            engine.on_session(project, read, lookups.customer, lookups.invoice_payment_intents)
+        elif obj.get("status") != "canceled":  # (the list leaves canceled ones out already)
+            engine.on_subscription_read(project, obj, read, lookups.customer)
     return 0
 
 
-def _event(event_id: str, kind: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "object": "event",
-        "type": kind,
-        "created": created,
-        "livemode": bool(obj.get("livemode")),
-        "data": {"object": obj},
-    }
+def _event(event_id: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """What the engine's entry points read of an event, for an object read from a list."""
+    return {"id": event_id, "object": "event", "livemode": bool(obj.get("livemode")), "data": {"object": obj}}

@@ -54,6 +54,7 @@ __all__ = [
     "on_invoice_paid",
     "on_session",
     "on_subscription",
+    "on_subscription_read",
     "on_visitor_saved",
 ]
 
@@ -365,6 +366,20 @@ def on_subscription(project: str, event: dict[str, Any], fetch_customer: Custome
     )
     customer = state.customer_id
     arrivals = Arrivals(contexts=((customer, context),), subscriptions=(state,), event_id=event["id"])
+    return _retrying(state.subscription_id, lambda: _context_once(project, event, customer, arrivals, fetch_customer))
+
+
+def on_subscription_read(
+    project: str, subscription: dict[str, Any], event: dict[str, Any], fetch_customer: CustomerFetcher
+) -> Outcome:
+    """A subscription read from Stripe's list (backfill): its state for the visitor's plan, ordered
+    as a read (plans.order_key), and no timeline event: what it would say depends on when it was
+    read. `event` stands for the read (its id dedups it, its livemode is checked)."""
+    state = state_from_event(None, subscription, None)
+    if not state.customer_id:
+        return Outcome("ignored")
+    customer = state.customer_id
+    arrivals = Arrivals(subscriptions=(state,), event_id=event["id"])
     return _retrying(state.subscription_id, lambda: _context_once(project, event, customer, arrivals, fetch_customer))
 
 

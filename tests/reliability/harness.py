@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from local.stripe_emulator.control_client import EmulatorAccount
+
 from .delivery import SendStats, deliver_parallel, deliver_serial
 from .stack import LocalStack
 from .state import Difference, Snapshot, compare, invariant_problems, read_items, snapshot
@@ -96,8 +98,25 @@ def _log_size(stack: LocalStack) -> int:
     return stack.log_path.stat().st_size
 
 
+def _connect(stack: LocalStack, projects: Sequence[str], account: EmulatorAccount) -> None:
+    merchant = stack.control.client(account.secret_key)
+    for project in projects:
+        integration = stack.connect(project, account.restricted_key)
+        # the runs deliver the history's events themselves, in their orders
+        merchant.v1.webhook_endpoints.update(integration["webhook_endpoint_id"], params={"disabled": True})
+    deadline = time.monotonic() + 60
+    for project in projects:
+        while _backfill_status(stack, project) != "completed":
+            assert time.monotonic() < deadline, f"{project}: the import of an empty account did not complete"
+            time.sleep(0.2)
+
+
+def _backfill_status(stack: LocalStack, project: str) -> str:
+    status: str = stack.call("GET", f"/projects/{project}/integrations/stripe", None, project)[1]["backfill"]["status"]
+    return status
+
+
 def _run(stack: LocalStack, history: History, project: str, *, threads: int, copies: int, seed: int) -> ProjectRun:
-    stack.connect(project, history.account.restricted_key)
     secret = stack.webhook_secret(project)
     token = stack.token(project)
     since = _log_size(stack)
@@ -129,10 +148,17 @@ def run_world(
     serial_twice: bool = True,
     prefix: str = "rel",
 ) -> WorldReport:
-    started = time.perf_counter()
-    history = generate(stack.control, seed, size)
-    generated = time.perf_counter() - started
     base = f"{prefix}{seed}"
+    projects = [
+        f"{base}-serial",
+        *([f"{base}-serial-again"] if serial_twice else []),
+        *(f"{base}-t{n}" for n in threads),
+    ]
+    started = time.perf_counter()
+    # Connected while the account is empty, and their (empty) history imports finished: the runs
+    # compare webhook deliveries, which an import reading the same charges meanwhile would race
+    history = generate(stack.control, seed, size, before=lambda account: _connect(stack, projects, account))
+    generated = time.perf_counter() - started
     serial = _run(stack, history, f"{base}-serial", threads=1, copies=1, seed=seed)
     again = _run(stack, history, f"{base}-serial-again", threads=1, copies=1, seed=seed) if serial_twice else None
     parallel = []

@@ -666,9 +666,19 @@ class _Generator:
         return self.history
 
 
-def generate(control: EmulatorControl, seed: int, size: WorldSize = SMALL) -> History:
+def generate(
+    control: EmulatorControl,
+    seed: int,
+    size: WorldSize = SMALL,
+    *,
+    before: Callable[[EmulatorAccount], None] | None = None,
+) -> History:
     """A new emulator account holding a generated history, and the steps a project receives from it.
+    `before` is called with the account while it is still empty (to connect projects to it).
 
     Moves the emulator's clock (it is the emulator's, not the account's): generate one world at a time.
     """
-    return _Generator(control, seed, size).run()
+    generator = _Generator(control, seed, size)
+    if before is not None:
+        before(generator.account)
+    return generator.run()
