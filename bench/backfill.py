@@ -31,6 +31,7 @@ from shared import tables
 from shared.backfill import queue
 from shared.integrations import store
 from shared.integrations.connect import connect
+from shared.observability import logger
 from shared.settings import get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--output", default="backfill")
     args = parser.parse_args()
     stripe.enable_telemetry = False
+    logger.setLevel("WARNING")  # a line per charge booked would be most of the work
     emulator = start()
     control = EmulatorControl(emulator.base_url)
     account = control.create_account()
