@@ -22,25 +22,18 @@ from typing import Any
 
 import stripe
 
-from bench.webhook_budget import BenchContext, moto_stack
+from bench.webhook_budget import moto_stack
 from local.iam.identity import acting_as
-from local.stack.sqs import sqs_record
 from local.stripe_emulator.control_client import EmulatorControl
 from local.stripe_emulator.server import start
 from shared import tables
-from shared.backfill import queue
 from shared.integrations import store
 from shared.integrations.connect import connect
 from shared.observability import logger
-from shared.settings import get_settings
+from tests.backfill.harness import drain
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY = 86_400
-
-
-class LongContext(BenchContext):
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def count_requests(counts: Counter[str]) -> None:
@@ -51,29 +44,6 @@ def count_requests(counts: Counter[str]) -> None:
 
     for client in tables.clients():
         client.meta.events.register("before-call.dynamodb", hook)
-
-
-def drain(counts: Counter[str]) -> int:
-    from functions.backfill.app import lambda_handler
-
-    sqs = queue.client()
-    url = get_settings().backfill_queue_url
-    delivered = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
-        if not messages:
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            if not any(
-                int(attributes[k]) for k in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed")
-            ):
-                return delivered
-            time.sleep(0.2)
-            continue
-        for message in messages:
-            event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:bench", "us-east-1")]}  # type: ignore[arg-type]
-            lambda_handler(event, LongContext())  # type: ignore[arg-type]
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            delivered += 1
 
 
 def main() -> None:
@@ -108,7 +78,7 @@ def main() -> None:
             connect("bench", account.restricted_key)
         count_requests(counts)
         wall, cpu = time.perf_counter(), time.process_time()
-        messages = drain(counts)
+        messages = drain()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         backfill = (store.get("bench").backfill or {}) if store.get("bench") else {}
         stats = control.stats(account.id)

@@ -74,14 +74,19 @@ def page_done(
     item = SliceItem(slices_pk(message.project_id), slice_sk(message.run, message.phase, message.index))
     # (a done slice has no cursor left to match)
     where = SliceItem.pk.does_not_exist() if read_at is None else SliceItem.cursor == read_at
-    slice_actions: list[Action] = [
-        SliceItem.kind.set(SliceItem),
-        SliceItem.project_id.set(message.project_id),
-        SliceItem.run.set(message.run),
-        SliceItem.phase.set(message.phase),
-        SliceItem.index.set(message.index),
-        SliceItem.gte.set(message.gte),
-        SliceItem.lt.set(message.lt) if message.lt is not None else SliceItem.lt.remove(),
+    slice_actions: list[Action] = []
+    if read_at is None:  # the slice's first page creates its item: what it is, once
+        slice_actions += [
+            SliceItem.kind.set(SliceItem),
+            SliceItem.project_id.set(message.project_id),
+            SliceItem.run.set(message.run),
+            SliceItem.phase.set(message.phase),
+            SliceItem.index.set(message.index),
+            SliceItem.gte.set(message.gte),
+        ]
+        if message.lt is not None:
+            slice_actions.append(SliceItem.lt.set(message.lt))
+    slice_actions += [
         SliceItem.cursor.set(next_cursor) if next_cursor else SliceItem.cursor.remove(),
         SliceItem.done.set(next_cursor is None),
         SliceItem.pages.add(1),

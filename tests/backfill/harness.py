@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-
 from functions.backfill.app import lambda_handler
 from local.stack.sqs import sqs_record
+from shared.backfill import queue
 from shared.settings import get_settings
 from tests.conftest import FakeLambdaContext
 
@@ -26,7 +25,7 @@ class BackfillContext(FakeLambdaContext):
 
 def pending() -> int:
     """Messages in the queue: visible, in flight or delayed."""
-    attributes = boto3.client("sqs").get_queue_attributes(
+    attributes = queue.client().get_queue_attributes(
         QueueUrl=get_settings().backfill_queue_url, AttributeNames=["All"]
     )["Attributes"]
     names = (
@@ -38,7 +37,7 @@ def pending() -> int:
 
 
 def receive(limit: int = 10) -> list[dict[str, Any]]:
-    client = boto3.client("sqs")
+    client = queue.client()
     answer = client.receive_message(
         QueueUrl=get_settings().backfill_queue_url,
         MaxNumberOfMessages=limit,
@@ -55,15 +54,15 @@ def deliver(message: dict[str, Any], *, delete: bool = True) -> dict[str, Any]:
     event = {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1")]}  # type: ignore[arg-type]
     response: dict[str, Any] = lambda_handler(event, BackfillContext(function_name="backfill"))  # type: ignore[arg-type]
     if delete and not response.get("batchItemFailures"):
-        boto3.client("sqs").delete_message(
+        queue.client().delete_message(
             QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"]
         )
     return response
 
 
 def drain(limit: int = 10_000, only: Callable[[dict[str, Any]], bool] | None = None) -> int:
-    """Deliver messages until the queue is empty (or holds only messages `only` refuses: those are
-    left in it, visible again); how many were delivered."""
+    """Deliver messages (one a batch, as Lambda would with BatchSize 1) until the queue is empty (or
+    holds only messages `only` refuses: those are left in it, visible again); how many were delivered."""
     delivered = 0
     held: list[dict[str, Any]] = []
     try:
@@ -81,7 +80,7 @@ def drain(limit: int = 10_000, only: Callable[[dict[str, Any]], bool] | None = N
                 deliver(message)
                 delivered += 1
     finally:
-        client = boto3.client("sqs")
+        client = queue.client()
         for message in held:
             client.change_message_visibility(
                 QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0

@@ -131,8 +131,9 @@ def test_a_link_move_of_1000_charges_completes_in_transactions_of_at_most_100_it
     assert "dirty" not in root(aws.revenue_table)
 
 
-@pytest.mark.parametrize("crash_after", [1, 3])
-def test_a_move_cut_short_by_a_crash_is_finished_by_the_retry(aws: AwsEnv, crash_after: int) -> None:
+def move_cut_short(aws: AwsEnv, crash_after: int = 1) -> World:
+    """The customer's 200 charges booked for v1, then the session moving them to v2 crashing after
+    its `crash_after`-th transaction: the customer is left marked dirty."""
     connect_project(aws, PROJECT)
     given_visitors()
     w = world(200)
@@ -146,9 +147,19 @@ def test_a_move_cut_short_by_a_crash_is_finished_by_the_retry(aws: AwsEnv, crash
 
     with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
         deliver_session(w)
-
-    # The chain stopped half way: the customer is marked, the invariant holds, the money is split
     assert root(aws.revenue_table)["dirty"] is True
+    return w
+
+
+def deliver_charge(charge_event: dict[str, Any]) -> str:
+    with acting_as(WEBHOOK):
+        return engine.on_charge(PROJECT, charge_event, fetch_customer).result
+
+
+@pytest.mark.parametrize("crash_after", [1, 3])
+def test_a_move_cut_short_by_a_crash_is_finished_by_the_retry(aws: AwsEnv, crash_after: int) -> None:
+    w = move_cut_short(aws, crash_after)
+    # The chain stopped half way: the customer is marked, the invariant holds, the money is split
     assert_invariant(aws.revenue_table)
     assert {o for o, _ in owners(aws.revenue_table).values()} == {"v1", "v2"}
     # Stripe retries the event (it was answered 5xx): the move is finished
@@ -159,55 +170,25 @@ def test_a_move_cut_short_by_a_crash_is_finished_by_the_retry(aws: AwsEnv, crash
 
 
 def test_a_later_charge_of_a_customer_mid_move_finishes_the_move(aws: AwsEnv) -> None:
-    connect_project(aws, PROJECT)
-    given_visitors()
-    w = world(200)
-    book_history(w)
-
-    def crash(**_: Any) -> None:
-        raise Crash()
-
-    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
-        deliver_session(w)
-    assert root(aws.revenue_table)["dirty"] is True
+    w = move_cut_short(aws)
 
     # A new charge of the customer arrives before Stripe's retry: it must not take the fast path
     late = ChargeSpec("ch_late", CUSTOMER.id, T0 + 10**6, 5000, "usd", "pi_late")
     late_world = World((), (CUSTOMER,), (*w.charges, late), w.sessions)
-    with acting_as(WEBHOOK):
-        result = engine.on_charge(
-            PROJECT,
-            event("evt_late", "charge.succeeded", late.created, charge_object(late, 0, late_world)),
-            fetch_customer,
-        )
-    assert result.result == "booked"
+    late_event = event("evt_late", "charge.succeeded", late.created, charge_object(late, 0, late_world))
+    assert deliver_charge(late_event) == "booked"
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
     assert "dirty" not in root(aws.revenue_table)
     assert_invariant(aws.revenue_table)
 
 
 def test_a_refund_of_a_customer_mid_move_finishes_the_move_and_is_booked(aws: AwsEnv) -> None:
-    connect_project(aws, PROJECT)
-    given_visitors()
-    w = world(200)
-    book_history(w)
-
-    def crash(**_: Any) -> None:
-        raise Crash()
-
-    with dynamodb_hook("after-call.dynamodb.TransactWriteItems", crash), pytest.raises(Crash):
-        deliver_session(w)
-    assert root(aws.revenue_table)["dirty"] is True
+    w = move_cut_short(aws)
 
     # A refund of one of its charges arrives before Stripe's retry of the session
     charge = w.charges[0]
-    with acting_as(WEBHOOK):
-        refunded = engine.on_charge(
-            PROJECT,
-            event("evt_refund", "charge.refunded", charge.created + 10, charge_object(charge, charge.booked, w)),
-            fetch_customer,
-        )
-    assert refunded.result == "refund_booked"
+    refund_event = event("evt_refund", "charge.refunded", charge.created + 10, charge_object(charge, charge.booked, w))
+    assert deliver_charge(refund_event) == "refund_booked"
     assert set(owners(aws.revenue_table).values()) == {("v2", 3)}
     entry = next(i for i in scan(aws.revenue_table) if i["sk"] == keys.LEDGER and i["charge_id"] == charge.id)
     assert entry["refunded"] == charge.booked
