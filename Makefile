@@ -9,7 +9,7 @@ RELIABILITY_ARGS ?=
 BACKFILL_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test run token emulator bench bench-emulator bench-webhook bench-flood bench-backfill reliability clean
+.PHONY: help install lint format test run token reconcile emulator bench bench-emulator bench-webhook bench-flood bench-backfill reliability clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ run: $(STAMP) ## The local stack: HTTP API on 127.0.0.1:$PORT (8000), moto, Stri
 
 token: $(STAMP) ## Print a local dashboard JWT: make token PROJECT=<id> (several: PROJECT="p1 p2")
 	@$(BIN)/python -m local.stack.token $(PROJECT)
+
+reconcile: $(STAMP) ## The scheduled reconcile once, in the running `make run` stack (same PORT)
+	$(BIN)/python -m local.stack.reconcile
 
 emulator: $(STAMP) ## The Stripe emulator alone on 127.0.0.1:$STRIPE_EMULATOR_PORT
 	$(BIN)/python -m local.stripe_emulator --port $(STRIPE_EMULATOR_PORT)

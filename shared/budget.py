@@ -73,4 +73,8 @@ PATHS = {
     # the last page an invocation begins (shared.backfill.runner.RESERVE_SECONDS): the list, then a
     # decision over its 100 objects' scopes (or one per session: 100 x 8 requests)
     "BackfillFunction": Path(secrets=1, stripe=1, dynamodb=800, decision_retries=False),
+    # the last page a sweep begins (shared.reconcile.sweep.RESERVE_SECONDS): the list, a decision
+    # over its objects as the backfill's, the project's state written twice (its mark, its release);
+    # the project's key, read when its sweep began
+    "ReconcileFunction": Path(secrets=1, stripe=1, dynamodb=802, decision_retries=False),
 }

@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from shared.backfill import progress, runner
-from shared.backfill.slices import MESSAGE, SliceMessage
+from shared.backfill import progress, removal, runner
+from shared.backfill.slices import MESSAGE, RemoveMessage, SliceMessage
 from shared.observability import logger, metrics, tracer
 
 # The queue's RedrivePolicy maxReceiveCount (template.yaml): the last receive that fails marks the
@@ -39,11 +39,15 @@ def record_handler(record: SQSRecord) -> None:
     try:
         runner.handle(message, _remaining_seconds, receives)
     except Exception:
-        if receives >= MAX_RECEIVES and progress.fail(
-            message.project_id, message.run, "The import failed repeatedly; re-sync to start it again."
-        ):
+        if receives >= MAX_RECEIVES and _fail(message.project_id, message.run, isinstance(message, RemoveMessage)):
             logger.exception("backfill failed after its retries")
         raise
+
+
+def _fail(project_id: str, run: int, removing: bool) -> bool:
+    if removing:
+        removal.fail(project_id, run, "Removing the imported data failed repeatedly; re-sync or disconnect again.")
+    return progress.fail(project_id, run, "The import failed repeatedly; re-sync to start it again.")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -66,6 +66,7 @@ class FunctionSpec:
     environment: Mapping[str, str]
     http_routes: tuple[HttpRoute, ...]
     sqs_sources: tuple[SqsSource, ...]
+    schedules: tuple[str, ...] = ()  # its scheduled events' names: run on demand (POST /_local/schedules/<id>)
 
 
 def merge_globals(global_value: Any, own_value: Any) -> Any:
@@ -111,6 +112,7 @@ def read_functions(template: Template) -> list[FunctionSpec]:
         raw_events: dict[str, Any] = (template.resource(logical_id).get("Properties") or {}).get("Events") or {}
         routes = []
         sources = []
+        schedules: list[str] = []
         for event_name, event in events.items():
             kind = event.get("Type")
             event_properties = event.get("Properties") or {}
@@ -121,9 +123,10 @@ def read_functions(template: Template) -> list[FunctionSpec]:
                 if event_properties.get("Enabled", True) in (False, "false"):
                     continue
                 sources.append(_sqs_source(template, logical_id, event_name, event_properties))
+            elif kind in _SCHEDULED_EVENTS:
+                schedules.append(event_name)
             else:
-                level = logging.INFO if kind in _SCHEDULED_EVENTS else logging.WARNING
-                logger.log(level, "event not run locally: function=%s event=%s type=%s", logical_id, event_name, kind)
+                logger.warning("event not run locally: function=%s event=%s type=%s", logical_id, event_name, kind)
         name = template.physical_name(logical_id)
         specs.append(
             FunctionSpec(
@@ -136,6 +139,7 @@ def read_functions(template: Template) -> list[FunctionSpec]:
                 environment={key: _env_value(value) for key, value in variables.items()},
                 http_routes=tuple(routes),
                 sqs_sources=tuple(sources),
+                schedules=tuple(schedules),
             )
         )
     return specs

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 from .auth import stringify_claims, token_scopes, verify_token
 from .functions import HttpRoute
 from .runtime import FunctionTimedOut, LambdaFunction
+from .schedules import SCHEDULES_PATH, scheduled_event
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -255,6 +256,8 @@ class Gateway:
         if matched is None:
             if request.method == "GET" and raw_path == "/healthz":
                 return self._healthz()
+            if request.method == "POST" and raw_path.startswith(SCHEDULES_PATH):
+                return self._scheduled(raw_path.removeprefix(SCHEDULES_PATH))
             return _json_response(404, {"message": "Not Found"})
         route, path_parameters = matched
         authorizer: dict[str, Any] | None = None
@@ -285,6 +288,21 @@ class Gateway:
         except Exception:
             # API Gateway's answer to a function error or an invalid response; the traceback is the log's.
             logger.exception("function failed: function=%s route=%s", route.function, route.route_key)
+            return _json_response(500, {"message": "Internal Server Error"})
+
+    def _scheduled(self, logical_id: str) -> Response:
+        """A function's schedule fired now (`make reconcile`): its answer, or 404 if it has none.
+        Local only: a deployed schedule is EventBridge's, and no route of the API reaches it."""
+        function = self.functions.get(logical_id)
+        if function is None or not function.spec.schedules:
+            return _json_response(404, {"message": f"no scheduled function {logical_id!r}"})
+        try:
+            return _json_response(200, function.invoke(scheduled_event(function.spec, self.account_id)))
+        except FunctionTimedOut as timed_out:
+            logger.error("scheduled function timed out: function=%s: %s", logical_id, timed_out)
+            return _json_response(500, {"message": "Task timed out"})
+        except Exception:
+            logger.exception("scheduled function failed: function=%s", logical_id)
             return _json_response(500, {"message": "Internal Server Error"})
 
     def _healthz(self) -> Response:

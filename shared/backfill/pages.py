@@ -1,9 +1,10 @@
 """One page of a slice: read from Stripe's list endpoint as raw JSON, booked by the engine.
 
 stripe-python builds a StripeObject per item (~100 ms for a page of 100 expanded charges); the raw
-response is parsed once instead. Sessions go through the engine's event entry point, subscriptions
-through its entry point for a read state, with an id of the backfill's own (`backfill:<run>:<id>`):
-an object read again in the run is a duplicate.
+response is parsed once instead. Charges and sessions are booked a page at a time, customers
+expanded (no Stripe read per customer); subscriptions through the engine's entry point for a read
+state, with an id of the backfill's own (`backfill:<run>:<id>`): one read again in the run is a
+duplicate.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ def read(client: stripe.StripeClient, message: SliceMessage, cursor: str | None)
     params: dict[str, Any] = {"limit": PAGE_SIZE, "created": created}
     if cursor:
         params["starting_after"] = cursor
-    if message.phase == "charges":
+    if message.phase != "subscriptions":  # a booking needs the customer's email and metadata
         params["expand"] = ["data.customer"]
-    elif message.phase == "checkout_sessions":
+    if message.phase == "checkout_sessions":
         params["status"] = "complete"
     response = client.raw_request("get", LIST_PATHS[message.phase], **params)
     body: dict[str, Any] = response.data  # StripeResponse: the parsed JSON
@@ -69,12 +70,13 @@ def book(message: SliceMessage, page: Page, lookups: Lookups, seen_at: int) -> i
     project = message.project_id
     if message.phase == "charges":
         return engine.on_charges_page(project, page.objects, lookups.customer, seen_at).charges
+    if message.phase == "checkout_sessions":
+        engine.on_sessions_page(project, page.objects, lookups.customer, lookups.invoice_payment_intents)
+        return 0
     for obj in page.objects:
         # the run in the id: a later run (a re-sync) reads it again
         read = _event(f"backfill:{message.run}:{obj['id']}", obj)
-        if message.phase == "checkout_sessions":
-            engine.on_session(project, read, lookups.customer, lookups.invoice_payment_intents)
-        elif obj.get("status") != "canceled":  # (the list leaves canceled ones out already)
+        if obj.get("status") != "canceled":  # (the list leaves canceled ones out already)
             engine.on_subscription_read(project, obj, read, lookups.customer)
     return 0
 

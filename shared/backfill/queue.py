@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from ..settings import get_settings
-from .slices import SliceMessage, StartMessage
+from .slices import AnyMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -22,7 +22,7 @@ def client() -> SQSClient:
     return boto3.client("sqs")
 
 
-def send(messages: Sequence[StartMessage | SliceMessage], delay_seconds: int = 0) -> None:
+def send(messages: Sequence[AnyMessage], delay_seconds: int = 0) -> None:
     url = get_settings().backfill_queue_url
     for start in range(0, len(messages), BATCH):
         entries = [

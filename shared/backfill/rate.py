@@ -14,7 +14,10 @@ from datetime import UTC, datetime
 
 from .. import dynamo, tables
 from ..errors import StaleUpdate
+from ..revenue.models import CustomerRecord
+from ..stripe_api import lookups
 from .items import RateWindowItem, rate_pk
+from .pages import Lookups
 
 WINDOW_SECONDS = 2
 KEEP_SECONDS = 3600  # windows expire (TTL) an hour after they end
@@ -69,3 +72,18 @@ class RateBudget:
         except StaleUpdate:
             return False
         return True
+
+
+def paced_lookups(api_key: str, budget: RateBudget, until: float) -> Lookups:
+    """The Stripe reads a booking may need (a customer, an invoice's PaymentIntents), each taking a
+    place in the budget like a page (waiting at most until `until`)."""
+
+    def customer(customer_id: str) -> CustomerRecord:
+        budget.acquire(until)
+        return lookups.fetch_customer(api_key, customer_id)
+
+    def payment_intents(invoice_id: str) -> tuple[str, ...]:
+        budget.acquire(until)
+        return lookups.invoice_payment_intents(api_key, invoice_id)
+
+    return Lookups(customer, payment_intents)

@@ -18,20 +18,21 @@ from .. import secrets
 from ..integrations import store as integrations
 from ..integrations.models import Integration
 from ..observability import logger
-from ..revenue.models import CustomerRecord
 from ..settings import get_settings
-from ..stripe_api import lookups
 from ..stripe_api.client import stripe_client
-from . import pages, progress, queue, slices
-from .rate import RateBudget
-from .slices import SliceMessage, StartMessage
+from . import pages, progress, queue, removal, slices
+from .rate import RateBudget, paced_lookups
+from .slices import AnyMessage, RemoveMessage, SliceMessage, StartMessage
 
 # Left when a page starts, for its booking and the continuation: a page's worst case (shared.budget).
 RESERVE_SECONDS = 90.0
 RETRY_DELAYS = (5, 15, 60, 300, 900)  # a slice Stripe refused for the n-th time in a row goes on after
 
 
-def handle(message: StartMessage | SliceMessage, remaining_seconds: Callable[[], float], receive_count: int) -> None:
+def handle(message: AnyMessage, remaining_seconds: Callable[[], float], receive_count: int) -> None:
+    if isinstance(message, RemoveMessage):
+        removal.handle(message, remaining_seconds)
+        return
     integration = _current(message)
     if integration is None:
         return
@@ -65,7 +66,7 @@ def _run_slice(
         return  # disconnected meanwhile
     budget = RateBudget(message.project_id, get_settings().rate_budget(integration.mode))
     deadline = time.time() + remaining_seconds() - RESERVE_SECONDS
-    paced = _paced_lookups(keys.api_key, budget, deadline)
+    paced = paced_lookups(keys.api_key, budget, deadline + RESERVE_SECONDS)
     client = stripe_client(keys.api_key)
     cursor = state.cursor if state is not None else None
     while True:
@@ -101,15 +102,3 @@ def _refusal(exc: stripe.StripeError) -> str:
     return "The key lost a permission the import needs: " + (
         exc.user_message or "reconnect with the permissions listed."
     )
-
-
-def _paced_lookups(api_key: str, budget: RateBudget, deadline: float) -> pages.Lookups:
-    def customer(customer_id: str) -> CustomerRecord:
-        budget.acquire(deadline + RESERVE_SECONDS)
-        return lookups.fetch_customer(api_key, customer_id)
-
-    def payment_intents(invoice_id: str) -> tuple[str, ...]:
-        budget.acquire(deadline + RESERVE_SECONDS)
-        return lookups.invoice_payment_intents(api_key, invoice_id)
-
-    return pages.Lookups(customer, payment_intents)

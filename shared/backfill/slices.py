@@ -45,8 +45,21 @@ class SliceMessage(BaseModel):
     cursor: str | None = None  # where the slice stood when the message was sent (for people)
 
 
-Message = Annotated[StartMessage | SliceMessage, Field(discriminator="kind")]
-MESSAGE: TypeAdapter[StartMessage | SliceMessage] = TypeAdapter(Message)
+class RemoveMessage(BaseModel):
+    """The removal of a project's imported data (re-sync, disconnect without keeping data): steps
+    in a row while time allows, then itself again; a re-sync's backfill starts when it is done."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["remove"] = "remove"
+    project_id: str
+    run: int  # the integration's data_removal.run this message works for
+    then_backfill: int | None = None  # slices per phase of the run to start once the data is gone
+
+
+AnyMessage = StartMessage | SliceMessage | RemoveMessage
+Message = Annotated[AnyMessage, Field(discriminator="kind")]
+MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Message)
 
 
 def slice_count(per_phase: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 import stripe
 
 from .. import secrets
-from ..backfill import progress, queue, slices
+from ..backfill import progress, queue, removal, slices
 from ..errors import AlreadyConnected, MissingPermissions
 from ..isotime import iso_now
 from ..observability import logger
@@ -47,8 +47,10 @@ def connect(project_id: str, api_key: str) -> Integration:
         undo.append(("webhook endpoint", lambda: client.v1.webhook_endpoints.delete(endpoint.id)))
         secrets.store(project_id, secrets.StripeSecrets(key.value, endpoint.secret or ""))
         undo.append(("secrets", lambda: secrets.delete(project_id)))
-        run = _next_run(existing)
+        run = next_run(existing)
         per_phase = get_settings().backfill_slices_per_phase
+        # A disconnect's removal of the data still under way finishes first, then the import starts.
+        removing = existing is not None and (existing.data_removal or {}).get("status") == "running"
         integration = Integration(
             project_id=project_id,
             status="connected",
@@ -58,10 +60,17 @@ def connect(project_id: str, api_key: str) -> Integration:
             connected_at=iso_now(),
             backfill=progress.new_run(run, slices.slice_count(per_phase)),
             warnings=[FULL_ACCESS_KEY_WARNING] if key.kind == "sk" else [],
+            data_removal=removal.begin(run) if removing else None,
         )
         store.create(integration)
-        undo.append(("integration record", lambda: store.delete(project_id)))
-        queue.send([slices.StartMessage(project_id=project_id, run=run, per_phase=per_phase)])
+        # (a reconnect puts the disconnected record back: its run number and any removal under way)
+        undo.append(("integration record", lambda: store.put(existing) if existing else store.delete(project_id)))
+        first: slices.AnyMessage = (
+            slices.RemoveMessage(project_id=project_id, run=run, then_backfill=per_phase)
+            if removing
+            else slices.StartMessage(project_id=project_id, run=run, per_phase=per_phase)
+        )
+        queue.send([first])
     except Exception:
         _undo(project_id, undo)
         raise
@@ -69,7 +78,7 @@ def connect(project_id: str, api_key: str) -> Integration:
     return integration
 
 
-def _next_run(existing: Integration | None) -> int:
+def next_run(existing: Integration | None) -> int:
     """Runs number on across reconnects, so a message of an earlier connection's run is dropped."""
     return int(existing.backfill["run"]) + 1 if existing is not None and existing.backfill else 1
 

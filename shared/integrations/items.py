@@ -21,4 +21,6 @@ class IntegrationItem(Model):
     connected_at = UnicodeAttribute()
     last_event_at = UnicodeAttribute(null=True)
     backfill = MapAttribute[str, Any](null=True)
+    data_removal = MapAttribute[str, Any](null=True)  # the removal of imported data a re-sync or disconnect started
+    reconcile = MapAttribute[str, Any](null=True)  # the scheduled reconcile's state (shared.reconcile.state)
     warnings = ListAttribute[Any](default=list)

@@ -55,6 +55,8 @@ class Integration:
     connected_at: str
     last_event_at: str | None = None
     backfill: dict[str, Any] | None = None  # the current run's progress (shared.backfill.progress)
+    data_removal: dict[str, Any] | None = None  # shared.backfill.removal: run, status, counts
+    reconcile: dict[str, Any] | None = None  # shared.reconcile.state: last sweep, errors, endpoint
     warnings: list[str] = field(default_factory=list)
 
     def view(self) -> dict[str, Any]:

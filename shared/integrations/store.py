@@ -4,6 +4,10 @@ model of shared.integrations.items."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from .. import dynamo, tables
 from ..errors import AlreadyConnected, StaleUpdate
@@ -18,10 +22,38 @@ def get(project_id: str) -> Integration | None:
             item = IntegrationItem.get(project_id, consistent_read=True)
         except IntegrationItem.DoesNotExist:
             return None
+    return _integration(item)
+
+
+def _integration(item: IntegrationItem) -> Integration:
     values = {name: getattr(item, name) for name in Integration.__dataclass_fields__}
-    values["backfill"] = item.backfill.as_dict() if item.backfill is not None else None
+    for name in ("backfill", "data_removal", "reconcile"):
+        values[name] = _plain(getattr(item, name))
     values["warnings"] = list(item.warnings or [])
     return Integration(**values)
+
+
+def _plain(value: Any) -> Any:
+    """A map attribute as plain JSON-able values (DynamoDB numbers come back as floats)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def update(project_id: str, actions: list[Action], condition: Condition) -> Integration | None:
+    """Apply the actions if the condition holds; the integration as written, or None if it did not."""
+    tables.bind()
+    item = IntegrationItem(project_id)
+    try:
+        with dynamo.translate_errors():
+            item.update(actions, condition & IntegrationItem.project_id.exists())
+    except StaleUpdate:
+        return None
+    return _integration(item)
 
 
 def create(integration: Integration) -> None:
@@ -33,6 +65,13 @@ def create(integration: Integration) -> None:
             IntegrationItem(**asdict(integration)).save(condition)
     except StaleUpdate:
         raise AlreadyConnected("This project is already connected to Stripe.") from None
+
+
+def put(integration: Integration) -> None:
+    """Write the record as given (a failed reconnect restoring the disconnected one)."""
+    tables.bind()
+    with dynamo.translate_errors():
+        IntegrationItem(**asdict(integration)).save()
 
 
 def delete(project_id: str) -> None:

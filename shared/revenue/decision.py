@@ -36,11 +36,19 @@ from .intents import (
     ScopeWrites,
     Unit,
 )
-from .models import ChargeFacts, CustomerRecord, SessionFacts
+from .models import UNATTRIBUTED, Attribution, ChargeFacts, CustomerRecord, SessionFacts
 from .placement import ContextEvent, Placed, PlanChanges, owner_of, place
 from .plans import SubscriptionState, merge
 from .records import CustomerRoot, LedgerRecord, PaymentJoin, Profile, new_ledger_record
-from .resolve import Scope, paying_session, payment_emails, resolve, session_visitor, tier1_visitor
+from .resolve import (
+    Scope,
+    email_visitor,
+    paying_session,
+    payment_emails,
+    resolve,
+    session_visitor,
+    tier1_visitor,
+)
 from .timeline import refund_event
 
 
@@ -104,9 +112,14 @@ def decide(state: State, scopes: Iterable[str], arrivals: Arrivals) -> tuple[Dec
     outcome = Outcome("resolved")
     extra: dict[str, list[Intent]] = {}
     for session in arrivals.sessions.values():
-        decision.first += _session_evidence(session, state)
-        if session.customer_id:
-            extra.setdefault(f"CUS#{session.customer_id}", []).append(AddSessionMember(session.customer_id, session.id))
+        evidence = _session_evidence(session, state)
+        if session.customer_id:  # written with its customer's item: a page can tell it is done
+            evidence.append(AddSessionMember(session.customer_id, session.id))
+            extra.setdefault(f"CUS#{session.customer_id}", []).extend(evidence)
+        else:
+            decision.first += evidence
+    if set(extra) - set(scopes):
+        raise ValueError("a session's customer must be one of the scopes decided")
     if set(arrivals.charges) & set(state.ledger):  # booked by a concurrent decision since the first read
         raise StaleUpdate("the charge was booked meanwhile")
     for key in sorted(scopes):
@@ -347,6 +360,131 @@ def book_on_link(root: CustomerRoot, facts: ChargeFacts, join: PaymentJoin, even
         _booking(record, f"CUS#{root.record.customer_id}", join if facts.payment_intent else None, root.record, None)
     )
     return Decision(scopes=[writes], last=[MarkEvent(event_id)]), Outcome("booked", visitor, 3)
+
+
+def follow_root(state: State, root: CustomerRoot, charges: Iterable[ChargeFacts]) -> ScopeWrites | None:
+    """New charges of a stored customer that can change nothing else in it, booked without reading
+    its other charges (what `decide` would give); None: the customer must be decided whole.
+
+    `state` holds the joins of the charges' PaymentIntents, the sessions on them, and which visitors
+    their evidence names and the heads of their emails. Of a linked customer, a charge later than
+    the link's evidence cannot move the link, nor can one without evidence of its own (steps 1 and
+    3): it is its own tier-1 visitor's or the link's, tier 3. Of an unlinked customer, a charge
+    without evidence stays unattributed (one with evidence would become the link)."""
+    if root.version is None or not root.fetched or root.dirty:
+        return None
+    customer, link = root.record, root.link
+    scope = f"CUS#{customer.customer_id}"
+    known = frozenset(state.known)
+    writes = ScopeWrites(root=SaveRoot(root, customer, True, link))
+    emails: set[str] = set()
+    names: set[str] = set()
+    for facts in sorted(charges, key=lambda f: f.id):
+        session = paying_session(facts, state.sessions.values())
+        own = tier1_visitor(facts, session, customer, known)
+        by_email = email_visitor(payment_emails(facts, session, customer), state.heads)
+        later = link is not None and (facts.created, facts.id) > link.evidence
+        owner: Attribution
+        if link is None:
+            if own or by_email:
+                return None
+            owner = UNATTRIBUTED
+        elif own and later:
+            owner = Attribution(own, 1)
+        elif later or not (own or by_email):
+            owner = Attribution(link.visitor_id, 3)
+        else:
+            return None
+        if not later:  # a head appearing for one of its emails would make it evidence
+            emails |= set(payment_emails(facts, session, customer))
+        names |= {n for n in (facts.meta_visitor, customer.meta_visitor) if n}
+        if session is not None:
+            names |= {n for n in (session.meta_visitor, session.client_reference_id) if n}
+        record = new_ledger_record(facts, owner.visitor_id, owner.tier)
+        join = state.joins.get(facts.payment_intent, PaymentJoin()) if facts.payment_intent else None
+        stored = _stored_refs(scope, customer, session)
+        writes.units.append(tuple(i for i in _booking(record, scope, join, customer, session) if i not in stored))
+    writes.first = [ExpectHead(e, state.head_versions.get(e)) for e in sorted(emails)]
+    writes.first += [ExpectNoVisitor(n) for n in sorted(names & state.unknown)]
+    return writes
+
+
+def sessions_follow_root(state: State, root: CustomerRoot, sessions: Iterable[SessionFacts]) -> ScopeWrites | None:
+    """New sessions of a stored customer that can change no charge's owner nor the link, recorded
+    without reading the customer's other charges (what `decide` would give); None: decide it whole.
+
+    Such a session names no visitor of the project and its email has no head, so it is no link
+    candidate and gives the charges it paid no evidence; those charges must be this customer's and
+    their PaymentIntents paid by no other session (the paying session would be another's). `state`
+    holds the joins of its PaymentIntents, the entries of the charges on them, the placements of
+    its Checkout Completed event, the names and heads its evidence and the customer's use, and
+    every session read with it (the page's)."""
+    if root.version is None or not root.fetched or root.dirty:
+        return None
+    customer, known = root.record, frozenset(state.known)
+    sessions = sorted(sessions, key=lambda f: f.id)
+    writes = ScopeWrites(root=SaveRoot(root, customer, True, root.link))
+    # where its Checkout Completed goes may depend on them (rule 6's lookup)
+    if root.link is None and (own := email_key(customer.email)):
+        writes.first.append(ExpectHead(own, state.head_versions.get(own)))
+    if customer.meta_visitor and customer.meta_visitor in state.unknown:
+        writes.first.append(ExpectNoVisitor(customer.meta_visitor))
+    for session in sessions:
+        email = email_key(session.email)
+        if session_visitor(session, known) or (email and email in state.heads):
+            return None
+        for pi in session.payment_intents:
+            join = state.joins.get(pi, PaymentJoin())
+            others = join.sessions | {f.id for f in state.sessions.values() if pi in f.payment_intents}
+            if others - {session.id} or any(
+                c not in state.ledger or state.ledger[c].facts.customer_id != customer.customer_id for c in join.charges
+            ):
+                return None
+        names = {n for n in (session.meta_visitor, session.client_reference_id) if n}
+        writes.first += [ExpectNoVisitor(n) for n in sorted(names & state.unknown)]
+        writes.first += [ExpectHead(email, None)] if email else []
+        writes.first += [*_session_evidence(session, state), AddSessionMember(customer.customer_id, session.id)]
+        context = checkout_context(session)
+        placed = state.placed.get(customer.customer_id, {}).get("X#" + context.event_key)
+        placed = placed or Placed(context, None, stored=False)
+        target = owner_of(placed.value, customer, root.link, state.sessions, known, state.heads)
+        intent = place(customer.customer_id, placed, target, PlanChanges())
+        if intent is not None:
+            writes.units.append((intent,))
+    return writes
+
+
+def session_recorded(state: State, session: SessionFacts) -> bool:
+    """A session of a customer whose decision is written whole (a page read again, a session the
+    webhook brought): its Checkout Completed is placed, which a decision writes with the session's
+    evidence or after it, the customer is not mid-move, its PaymentIntents' joins name it, and every
+    charge on them is the customer's (a decision moving another scope's charge may have stopped)."""
+    customer = session.customer_id
+    root = state.roots.get(customer) if customer else None
+    if customer is None or root is None or root.version is None or root.dirty:
+        return False
+    if f"X#{session.id}:completed" not in state.placed.get(customer, {}):
+        return False
+    joins = [state.joins.get(pi) for pi in session.payment_intents]
+    return all(
+        join is not None
+        and session.id in join.sessions
+        and all(c in state.ledger and state.ledger[c].facts.customer_id == customer for c in join.charges)
+        for join in joins
+    )
+
+
+def _stored_refs(scope: str, customer: CustomerRecord, session: SessionFacts | None) -> set[Intent]:
+    """References a stored, fetched customer's scope has already: its own email's (written when its
+    facts were), and those of its own sessions (written with them)."""
+    refs: set[Intent] = set()
+    if email := email_key(customer.email):
+        refs.add(AddRef(scope, email=email))
+    if session is not None and session.customer_id == customer.customer_id:
+        if email := email_key(session.email):
+            refs.add(AddRef(scope, email=email))
+        refs |= {AddRef(scope, visitor_id=n) for n in (session.meta_visitor, session.client_reference_id) if n}
+    return refs
 
 
 def book_refund(record: LedgerRecord, facts: ChargeFacts, at: int, event_id: str | None) -> tuple[Decision, Outcome]:

@@ -8,18 +8,17 @@ reads; a webhook is a batch of one, and the same code books pages of charges.
 
 from __future__ import annotations
 
-import functools
 import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import budget
 from ..errors import DuplicateEvent, NotFound, ServiceUnavailable, StaleUpdate
 from ..identity import VISITOR_METADATA_KEY, email_key, visitor_hint
 from ..observability import Metric, count, logger
-from . import keys, loading, store, writer
+from . import keys, loading, page, store, writer
 from .decision import (
     Arrivals,
     NeedProfiles,
@@ -34,6 +33,8 @@ from .decision import (
     record_session,
     scope_key,
     session_follows_link,
+    session_recorded,
+    sessions_follow_root,
 )
 from .intents import BookCharge, BookRefund, Decision, MoveCharge
 from .items import LedgerItem, PaymentItem, SessionItem
@@ -59,6 +60,7 @@ __all__ = [
 ]
 
 MAX_ATTEMPTS = budget.DECISION_ATTEMPTS
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,14 +75,20 @@ class IgnoredEvent(Exception):
 
 
 def _retrying(what: str, attempt_once: Callable[[], Outcome]) -> Outcome:
+    try:
+        return _attempts(what, attempt_once)
+    except DuplicateEvent:
+        return Outcome("duplicate")
+
+
+def _attempts(what: str, attempt_once: Callable[[], T]) -> T:
+    """Decide again from fresh reads while a concurrent decision changed what this one read."""
     for attempt in range(MAX_ATTEMPTS):
         try:
             return attempt_once()
         except StaleUpdate as exc:
             logger.info("decision raced, retrying", what=what, conflict=str(exc), attempt=attempt)
             time.sleep(random.uniform(0, budget.DECISION_JITTER_SECONDS * 2**attempt))  # jitter, not security
-        except DuplicateEvent:
-            return Outcome("duplicate")
     raise ServiceUnavailable("The decision kept conflicting with concurrent writes; retry later.")
 
 
@@ -105,21 +113,26 @@ def _decide(
     arrivals: Arrivals,
     fetch_customer: CustomerFetcher,
     customers: dict[str, CustomerRecord] | None = None,
+    reads: store.Reads | None = None,
 ) -> Outcome:
     """Load the scopes, decide on all their evidence, commit."""
-    state = loading.load(project, scopes, arrivals, customers or {}, fetch_customer)
+    state = loading.load(project, scopes, arrivals, customers or {}, fetch_customer, reads)
     return _commit(project, state, lambda: decide(state, scopes, arrivals))
 
 
 def _commit(project: str, state: State, deciding: Callable[[], tuple[Decision, Outcome]]) -> Outcome:
-    try:
-        decision, outcome = deciding()
-    except NeedProfiles as need:  # a plan set on a visitor found through an email head: read it, decide again
-        loading.read_profiles(state, project, need.visitors)
-        decision, outcome = deciding()
+    decision, outcome = _deciding(project, state, deciding)
     writer.commit(project, decision)
     _report(decision)
     return outcome
+
+
+def _deciding(project: str, state: State, deciding: Callable[[], tuple[Decision, Outcome]]) -> tuple[Decision, Outcome]:
+    try:
+        return deciding()
+    except NeedProfiles as need:  # a plan set on a visitor found through an email head: read it, decide again
+        loading.read_profiles(state, project, need.visitors)
+        return deciding()
 
 
 def _report(decision: Decision) -> None:
@@ -157,8 +170,9 @@ def on_charge(project: str, event: dict[str, Any], fetch_customer: CustomerFetch
     return _retrying(facts.id, lambda: _charge_once(project, event, facts, expanded, fetch_customer))
 
 
-def _expanded_customer(charge: dict[str, Any]) -> CustomerRecord | None:
-    customer = charge.get("customer")
+def _expanded_customer(obj: dict[str, Any]) -> CustomerRecord | None:
+    """The customer of a charge or session, when Stripe sent it expanded (list pages)."""
+    customer = obj.get("customer")
     if not isinstance(customer, dict) or "id" not in customer:
         return None
     return CustomerRecord(
@@ -178,7 +192,8 @@ def _charge_once(
     ledger = keys.ledger(project, facts.id)
     root_key = keys.customer_link(project, facts.customer_id) if facts.customer_id else None
     join_key = keys.payment(project, facts.payment_intent) if facts.payment_intent else None
-    items = _first_read(project, event, [k for k in (ledger, root_key, join_key) if k])
+    wanted = [k for k in (ledger, root_key, join_key) if k]
+    items = _first_read(project, event, wanted)
     if items is None:
         return Outcome("duplicate")
     root = customer_root(facts.customer_id, at(items, root_key)) if facts.customer_id and root_key else None
@@ -205,40 +220,53 @@ def _charge_once(
         return outcome
     arrivals = Arrivals(charges={facts.id: facts}, event_id=event["id"])
     customers = {expanded.customer_id: expanded} if expanded else {}
-    return _decide(project, scope, arrivals, fetch_customer, customers)
+    return _decide(project, scope, arrivals, fetch_customer, customers, store.Reads(items, wanted))
 
 
 def on_charges_page(
     project: str, charges: list[dict[str, Any]], fetch_customer: CustomerFetcher, seen_at: int
 ) -> PageOutcome:
-    """Charges read from Stripe's list (backfill, reconcile), customers expanded: the new ones that
-    book revenue in one decision over their scopes, the booked ones' newer refunds as refund deltas
-    (dated `seen_at`, when we learnt of them). A page read again books nothing twice."""
+    """Charges read from Stripe's list (backfill, reconcile), customers expanded: the booked ones'
+    newer refunds as refund deltas (dated `seen_at`, when we learnt of them), then the new ones that
+    book revenue in one decision over their scopes (shared.revenue.page: a few batched reads for the
+    page, transactions packed by the writer). A page read again books nothing twice."""
     facts = {str(c["id"]): ChargeFacts.from_stripe(c) for c in charges}
     customers = {record.customer_id: record for c in charges if (record := _expanded_customer(c))}
-    booked = {
-        item.charge_id: ledger_record(item)
-        for item in store.batch_get(keys.ledger(project, charge_id) for charge_id in facts).values()
-        if isinstance(item, LedgerItem)
-    }
-    refunds = [f for charge_id, f in facts.items() if charge_id in booked and f.refunded > booked[charge_id].refunded]
-    for f in refunds:
-        _retrying(f.id, functools.partial(_refund_once, project, f, seen_at))
-    new = {charge_id: f for charge_id, f in facts.items() if charge_id not in booked and f.books_revenue}
-    if new:
-        scopes = {scope_key(f.customer_id, f.id) for f in new.values()}
-        _retrying("page", lambda: _decide(project, scopes, Arrivals(charges=new), fetch_customer, customers))
-    return PageOutcome(charges=len(facts), booked=len(new), refunds=len(refunds))
+    return _attempts("page", lambda: _page_once(project, facts, customers, fetch_customer, seen_at))
 
 
-def _refund_once(project: str, facts: ChargeFacts, seen_at: int) -> Outcome:
-    item = at(store.batch_get([keys.ledger(project, facts.id)]), keys.ledger(project, facts.id))
-    if not isinstance(item, LedgerItem):
-        return Outcome("not_booked")
-    decision, outcome = book_refund(ledger_record(item), facts, seen_at, None)
-    writer.commit(project, decision)
+def _page_once(
+    project: str,
+    facts: dict[str, ChargeFacts],
+    customers: dict[str, CustomerRecord],
+    fetch_customer: CustomerFetcher,
+    seen_at: int,
+) -> PageOutcome:
+    reads = store.Reads()
+    read = page.first_read(project, facts, customers, reads)
+    refunds = [f for f in facts.values() if f.id in read.booked and f.refunded > read.booked[f.id].refunded]
+    mid_move = {scope_key(f.customer_id, f.id) for f in refunds if f.customer_id and read.roots[f.customer_id].dirty}
+    if mid_move:  # a move was cut short: finish it, then read the page again (the next attempt)
+        _decide(project, mid_move, Arrivals(), fetch_customer)
+        raise StaleUpdate("a refunded charge's customer was mid-move")
+    if refunds:
+        decision = Decision(
+            scopes=[s for f in refunds for s in book_refund(read.booked[f.id], f, seen_at, None)[0].scopes]
+        )
+        writer.commit_each(project, decision)
+        _report(decision)
+        reads.forget(keys.ledger(project, f.id) for f in refunds)
+    new = {charge_id: f for charge_id, f in facts.items() if charge_id not in read.booked and f.books_revenue}
+    split = page.split(project, new, read, reads)
+    decision = Decision(scopes=split.following)
+    if split.whole:
+        arrivals = Arrivals(charges=split.whole_charges)
+        state = loading.load(project, split.whole, arrivals, customers, fetch_customer, reads)
+        whole, _ = _deciding(project, state, lambda: decide(state, split.whole, arrivals))
+        decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
+    writer.commit_each(project, decision)
     _report(decision)
-    return outcome
+    return PageOutcome(charges=len(facts), booked=len(new), refunds=len(refunds))
 
 
 # ---- Checkout Sessions ------------------------------------------------------------------------------
@@ -294,11 +322,9 @@ def _session_once(
     items = _first_read(project, event, wanted)
     if items is None:
         return Outcome("duplicate")
+    reads = store.Reads(items, wanted)
     facts = SessionFacts.from_stripe(session, payment_intents())  # Stripe only after the livemode check
-    if own:
-        found = [item] if (item := at(items, keys.payment(project, own))) else []
-    else:
-        found = list(store.batch_get([keys.payment(project, p) for p in facts.payment_intents]).values())
+    found = list(reads.get([keys.payment(project, p) for p in facts.payment_intents]).values())
     state = State(joins={item.payment_intent: payment_join(item) for item in found if isinstance(item, PaymentItem)})
     for name in names:
         item = at(items, keys.visitor(project, name))
@@ -306,7 +332,7 @@ def _session_once(
     paid = {c for join in state.joins.values() for c in join.charges}
     others = {s for join in state.joins.values() for s in join.sessions} - {facts.id}
     records = []
-    for item in store.batch_get(
+    for item in reads.get(
         [keys.ledger(project, c) for c in sorted(paid)] + [keys.session(project, s) for s in sorted(others)]
     ).values():
         if isinstance(item, LedgerItem):
@@ -325,7 +351,71 @@ def _session_once(
     scopes |= {scope_key(r.facts.customer_id, r.facts.id) for r in records}
     contexts = ((facts.customer_id, checkout_context(facts)),) if facts.customer_id else ()
     arrivals = Arrivals(sessions={facts.id: facts}, contexts=contexts, event_id=event["id"])
-    return _decide(project, scopes, arrivals, fetch_customer)
+    return _decide(project, scopes, arrivals, fetch_customer, reads=reads)
+
+
+def on_sessions_page(
+    project: str,
+    sessions: list[dict[str, Any]],
+    fetch_customer: CustomerFetcher,
+    invoice_payment_intents: Callable[[str], tuple[str, ...]],
+) -> int:
+    """Completed Checkout Sessions read from Stripe's list (backfill), customers expanded: one
+    decision over every scope they can change (their customers, or their own for a session without
+    customer, and the scopes of the charges they paid), as the webhook decides one session; stored
+    customers' sessions that can change no owner without a Query (shared.revenue.page). A session
+    found recorded whole is skipped, so a page read again (or retried) changes nothing twice;
+    returns how many sessions the page had."""
+    complete = [s for s in sessions if s.get("status") == "complete"]
+    if not complete:
+        return 0
+    customers = {record.customer_id: record for s in complete if (record := _expanded_customer(s))}
+    facts: dict[str, SessionFacts] = {}
+    for session in complete:  # a subscription-mode session's first invoice is asked of Stripe once
+        invoice, own = _id(session.get("invoice")), _id(session.get("payment_intent"))
+        paid = invoice_payment_intents(invoice) if invoice and not own else ()
+        facts[str(session["id"])] = SessionFacts.from_stripe(session, paid)
+    _attempts("sessions", lambda: _sessions_once(project, facts, customers, fetch_customer))
+    return len(facts)
+
+
+def _sessions_once(
+    project: str,
+    facts: dict[str, SessionFacts],
+    customers: dict[str, CustomerRecord],
+    fetch_customer: CustomerFetcher,
+) -> Outcome:
+    reads = store.Reads()
+    state = page.read_sessions(project, facts, reads)
+    facts = {i: f for i, f in facts.items() if not session_recorded(state, f)}  # (a retry: what is left)
+    if not facts:
+        return Outcome("resolved")
+    by_customer: dict[str, list[SessionFacts]] = {}
+    for f in facts.values():
+        if f.customer_id:
+            by_customer.setdefault(f.customer_id, []).append(f)
+    following = {
+        customer: writes
+        for customer, sessions in sorted(by_customer.items())
+        if customer in state.roots and (writes := sessions_follow_root(state, state.roots[customer], sessions))
+    }
+    rest = {i: f for i, f in facts.items() if f.customer_id not in following}
+    scopes = {f"CUS#{f.customer_id}" if f.customer_id else f"CS#{f.id}" for f in rest.values()}
+    scopes |= {scope_key(r.facts.customer_id, c) for f in rest.values() for c, r in page.paid(state, f).items()}
+    # a scope decided whole is never also written from the page's reads
+    following = {c: w for c, w in following.items() if f"CUS#{c}" not in scopes}
+    rest = {i: f for i, f in facts.items() if f.customer_id not in following}
+    scopes |= {f"CUS#{f.customer_id}" for f in rest.values() if f.customer_id}
+    decision = Decision(scopes=list(following.values()))
+    if rest:
+        contexts = tuple((f.customer_id, checkout_context(f)) for f in rest.values() if f.customer_id)
+        arrivals = Arrivals(sessions=rest, contexts=contexts)
+        loaded = loading.load(project, scopes, arrivals, customers, fetch_customer, reads)
+        whole, _ = _deciding(project, loaded, lambda: decide(loaded, scopes, arrivals))
+        decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
+    writer.commit_each(project, decision)
+    _report(decision)
+    return Outcome("resolved")
 
 
 # ---- context events and subscriptions ---------------------------------------------------------------------
@@ -397,7 +487,7 @@ def _context_once(
         return Outcome("duplicate")
     root = customer_root(customer, at(items, keys.customer_link(project, customer)))
     if not root.fetched or root.dirty:
-        return _decide(project, {f"CUS#{customer}"}, arrivals, fetch_customer)
+        return _decide(project, {f"CUS#{customer}"}, arrivals, fetch_customer, reads=store.Reads(items, wanted))
     state = State(roots={customer: root})
     state.placed[customer] = {}
     for key in placements:

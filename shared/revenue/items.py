@@ -83,6 +83,8 @@ class CustomerItem(RevenueItem, discriminator="customer"):
     link_created = NumberAttribute(null=True)
     link_id = UnicodeAttribute(null=True)
     dirty = BooleanAttribute(null=True)
+    gsi1pk = UnicodeAttribute(null=True)  # keys.scope_index
+    gsi1sk = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
 
@@ -118,6 +120,8 @@ class SessionItem(RevenueItem, discriminator="session"):
     subscription = UnicodeAttribute(null=True)
     amount_total = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
+    gsi1pk = UnicodeAttribute(null=True)  # keys.scope_index
+    gsi1sk = UnicodeAttribute(null=True)
 
 
 class GuestCheckoutItem(RevenueItem, discriminator="guest_checkout"):

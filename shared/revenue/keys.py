@@ -47,6 +47,15 @@ def ledger_index(project: str, created: int, charge_id: str) -> dict[str, str]:
     return {"gsi1pk": f"P#{project}#LEDGER", "gsi1sk": f"{created:012d}#{charge_id}"}
 
 
+SCOPES = "SCOPES"
+
+
+def scope_index(project: str, scope: str) -> dict[str, Any]:
+    """The GSI attributes of a scope's root item (a customer, a Checkout Session): the registry that
+    removing a project's Stripe data pages through (ledger entries are in the index already)."""
+    return {"gsi1pk": f"P#{project}#{SCOPES}", "gsi1sk": scope}
+
+
 def unattributed(project: str, currency: str) -> dict[str, Any]:
     """The project's unattributed total in one currency (one item each: created by its first ADD)."""
     return _key(f"P#{project}#UNATTRIBUTED", f"{TOTALS}#{currency}")

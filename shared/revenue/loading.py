@@ -1,9 +1,12 @@
 """What a decision reads: the scopes' evidence and what resolution looks up, in a few batched reads.
 
 A whole-scope decision reads each customer's partition (one Query: its item, charges, sessions,
-placements), then in batches the ledger entries and sessions, the PaymentIntent joins, and the
-visitors and email heads the evidence names. A customer whose facts (email, metadata visitor) were
-never read is fetched from Stripe once (or taken from an expanded `customer`).
+placements), except a customer whose item the attempt already read and found absent (a first read, a
+page's batch): then its partition is empty (every transaction writing there writes the item), so a
+new customer costs no Query. Then, in batches, the ledger entries and sessions, the PaymentIntent joins, and the
+visitors and email heads the evidence names, all through one `store.Reads` (a key read earlier in
+the attempt, e.g. by a page's first read, costs nothing). A customer whose facts (email, metadata
+visitor) were never read is fetched from Stripe once (or taken from an expanded `customer`).
 """
 
 from __future__ import annotations
@@ -41,14 +44,19 @@ def load(
     arrivals: Arrivals,
     given_customers: dict[str, CustomerRecord],
     fetch_customer: CustomerFetcher,
+    reads: store.Reads | None = None,
 ) -> State:
+    reads = reads or store.Reads()
     state = State()
     charge_ids = {k.removeprefix("CH#") for k in scopes if k.startswith("CH#")}
     session_ids: set[str] = set()
-    for key in scopes:
-        if key.startswith("CUS#"):
-            session_ids |= _load_customer(state, project, key.removeprefix("CUS#"))
-            charge_ids |= state.charges[key.removeprefix("CUS#")]
+    for customer in sorted(k.removeprefix("CUS#") for k in scopes if k.startswith("CUS#")):
+        if reads.absent(keys.customer_link(project, customer)):  # its partition is empty: no Query
+            state.roots[customer] = customer_root(customer, None)
+            state.charges[customer], state.placed[customer] = set(), {}
+        else:
+            session_ids |= _load_customer(state, project, customer)
+        charge_ids |= state.charges[customer]
     for customer, root in list(state.roots.items()):  # a customer's facts, once: given (expanded) or fetched
         if not root.fetched:
             record = given_customers.get(customer) or fetch_customer(customer)
@@ -57,7 +65,7 @@ def load(
             state.fetched_now.add(customer)
 
     guests = {k.removeprefix("CS#") for k in scopes if k.startswith("CS#")}
-    for item in store.batch_get(
+    for item in reads.get(
         [keys.ledger(project, c) for c in charge_ids]
         + [keys.session(project, s) for s in (session_ids | guests) - set(arrivals.sessions)]
         + [keys.guest_checkout(project, s) for s in guests]
@@ -74,11 +82,11 @@ def load(
     ]
     pis = {f.payment_intent for f in facts if f.payment_intent}
     pis |= {p for s in arrivals.sessions.values() for p in s.payment_intents}
-    for item in store.batch_get([keys.payment(project, p) for p in pis]).values():
+    for item in reads.get([keys.payment(project, p) for p in pis]).values():
         if isinstance(item, PaymentItem):
             state.joins[item.payment_intent] = payment_join(item)
     extra_sessions = {s for j in state.joins.values() for s in j.sessions} - set(state.sessions)
-    for item in store.batch_get([keys.session(project, s) for s in extra_sessions]).values():
+    for item in reads.get([keys.session(project, s) for s in extra_sessions]).values():
         if isinstance(item, SessionItem):
             state.sessions[item.session_id] = session_facts(item)
 
@@ -101,7 +109,7 @@ def load(
     # Profiles whose plan a decision may set: linked visitors and where subscriptions are placed now.
     plan_visitors = {r.link.visitor_id for r in state.roots.values() if r.link}
     plan_visitors |= {p.visitor_id for placed in state.placed.values() for p in placed.values() if p.visitor_id}
-    read_names(state, project, names, emails, plan_visitors)
+    read_names(state, project, names, emails, plan_visitors, reads)
     return state
 
 
@@ -115,10 +123,17 @@ def _load_customer(state: State, project: str, customer: str) -> set[str]:
     return {i.session_id for i in items if isinstance(i, SessionMemberItem)}
 
 
-def read_names(state: State, project: str, names: set[str], emails: set[str], profiles: Iterable[str] = ()) -> None:
+def read_names(
+    state: State,
+    project: str,
+    names: set[str],
+    emails: set[str],
+    profiles: Iterable[str] = (),
+    reads: store.Reads | None = None,
+) -> None:
     """Which named visitors exist (their profiles), and the heads of the emails: one batch read."""
     wanted = (names | set(profiles)) - set(state.profiles) - state.known - state.unknown
-    found = store.batch_get(
+    found = (reads or store.Reads()).get(
         [keys.visitor(project, n) for n in sorted(wanted)] + [keys.email_head(project, e) for e in sorted(emails)]
     )
     for item in found.values():

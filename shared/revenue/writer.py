@@ -23,6 +23,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from .. import dynamo, tables
+from ..errors import StaleUpdate
 from ..isotime import iso_seconds
 from . import keys
 from .intents import (
@@ -81,6 +82,33 @@ def commit(project: str, decision: Decision) -> int:
     transactions = plan(project, decision)
     for tx in transactions:
         tx.commit()
+    return len(transactions)
+
+
+def commit_each(project: str, decision: Decision) -> int:
+    """Write every transaction of a decision without an event mark (a page's), each on its own: one
+    that meets a concurrent write does not stop the others, so a page over a hundred customers
+    makes progress while webhooks and other slices write some of them. Raises the first
+    StaleUpdate after trying them all (the caller decides again what is not written yet); a
+    customer split over several transactions stays `dirty` where its chain stopped."""
+    if decision.last:
+        raise ValueError("an event mark must follow every other write of its decision")
+    failed: StaleUpdate | None = None
+    stopped: set[str] = set()  # customers whose chain stopped: their later steps are not tried
+    transactions = plan(project, decision)
+    for n, tx in enumerate(transactions):
+        roots = set(tx.roots)  # (committing empties them)
+        if stopped & roots:
+            continue
+        try:
+            tx.commit()
+        except StaleUpdate as exc:
+            if n == 0 and decision.first:
+                raise  # it holds the decision's new evidence, which the others may presuppose
+            failed = failed or exc
+            stopped |= roots
+    if failed is not None:
+        raise failed
     return len(transactions)
 
 
@@ -239,6 +267,7 @@ class Transaction:
                     session_id=session.id,
                     **values,
                     payment_intents=list(session.payment_intents) or None,
+                    **keys.scope_index(p, f"CS#{session.id}"),
                 )
             case JoinPayment(payment_intent, join, session, charge):
                 self._join(payment_intent, join, session, charge)
@@ -453,6 +482,7 @@ class Transaction:
             link_created=link.evidence[0] if link else None,
             link_id=link.evidence[1] if link else None,
             dirty=write.dirty or None,
+            **keys.scope_index(self.project, f"CUS#{customer}"),
             version=read if write.step == 0 else (read or 0) + write.step,  # the version this step expects
         )
 

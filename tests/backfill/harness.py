@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
 from functions.backfill.app import lambda_handler
 from local.stack.sqs import sqs_record
 from shared.backfill import queue
@@ -52,7 +54,13 @@ def receive(limit: int = 10) -> list[dict[str, Any]]:
 def deliver(message: dict[str, Any], *, delete: bool = True) -> dict[str, Any]:
     """One message to the function, as Lambda would (batch of one); deleted unless it failed."""
     event = {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1")]}  # type: ignore[arg-type]
-    response: dict[str, Any] = lambda_handler(event, BackfillContext(function_name="backfill"))  # type: ignore[arg-type]
+    try:
+        response: dict[str, Any] = lambda_handler(event, BackfillContext(function_name="backfill"))  # type: ignore[arg-type]
+    except BatchProcessingError:  # the whole batch failed: the invocation fails, SQS delivers it again
+        queue.client().change_message_visibility(
+            QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+        return {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
     if delete and not response.get("batchItemFailures"):
         queue.client().delete_message(
             QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"]
@@ -86,3 +94,16 @@ def drain(limit: int = 10_000, only: Callable[[dict[str, Any]], bool] | None = N
                 QueueUrl=get_settings().backfill_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
             )
     raise AssertionError(f"the backfill queue was still not empty after {limit} messages")
+
+
+def deliver_some(count: int) -> int:
+    """Deliver up to `count` messages (a run interrupted part way); how many were delivered."""
+    delivered = 0
+    while delivered < count:
+        messages = receive(limit=min(10, count - delivered))
+        if not messages:
+            return delivered
+        for message in messages:
+            deliver(message)
+            delivered += 1
+    return delivered

@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from typing import Any
+from unittest import mock
 
 import pytest
 
 from local.iam.identity import acting_as
 from local.stripe_emulator.control_client import EmulatorAccount, EmulatorControl
-from shared.backfill import queue, runner, slices
+from shared.backfill import progress, queue, runner, slices
+from shared.errors import ServiceUnavailable
 from shared.integrations import store
 from shared.integrations.connect import connect
 from shared.integrations.items import IntegrationItem
@@ -20,7 +22,7 @@ from shared.revenue import keys
 from tests.conftest import AwsEnv, reset_caches
 from tests.revenue_checks import assert_invariant, scan, unattributed_of
 
-from .harness import drain
+from .harness import deliver_some, drain
 
 PROJECT = "shop-1"
 DAY = 86_400
@@ -155,3 +157,42 @@ def test_a_rate_limited_page_is_read_again_later(
     charges = charges_of(control, history)
     assert backfill_of()["charges_imported"] == len(charges)
     assert unattributed_of(scan(aws.revenue_table)) == net_by_currency(charges)
+
+
+def test_a_page_whose_progress_fails_once_is_read_again_and_counted_once(
+    history: EmulatorAccount, control: EmulatorControl, aws: AwsEnv
+) -> None:
+    # Given a page booked whose progress write then fails (DynamoDB down for that one request)
+    real, failures = progress.page_done, []
+
+    def failing_once(*args: Any, **kwargs: Any) -> bool:
+        if not failures:
+            failures.append(args)
+            raise ServiceUnavailable("DynamoDB is unavailable")
+        return real(*args, **kwargs)
+
+    with acting_as("IntegrationApiFunction"):
+        connect(PROJECT, history.restricted_key)
+    with mock.patch.object(progress, "page_done", failing_once):
+        drain()
+    # Then the message failed once, was delivered again, and nothing was counted or booked twice
+    assert failures
+    charges = charges_of(control, history)
+    assert backfill_of()["status"] == "completed"
+    assert backfill_of()["charges_imported"] == len(charges)
+    assert unattributed_of(scan(aws.revenue_table)) == net_by_currency(charges)
+    assert_invariant(aws.revenue_table)
+
+
+def test_a_key_revoked_part_way_fails_the_run_with_a_reason(
+    history: EmulatorAccount, control: EmulatorControl, aws: AwsEnv
+) -> None:
+    with acting_as("IntegrationApiFunction"):
+        connect(PROJECT, history.restricted_key)
+    deliver_some(3)  # the start and two slices' pages
+    control.revoke_key(history.restricted_key)
+    drain()
+    failed = backfill_of()
+    assert failed["status"] == "failed"
+    assert "Stripe rejected the key" in failed["error"]
+    assert_invariant(aws.revenue_table)  # what was booked before stays whole

@@ -33,6 +33,8 @@ from tests import raw
 from tests.apigw import http_event, response_json
 from tests.backfill.harness import drain
 from tests.conftest import FakeLambdaContext
+from tests.reconcile.harness import reconcile
+from tests.revenue_checks import ledger
 from tests.scenarios.harness import WEBHOOK, Shop, Shops, event_object, event_type
 from tests.scenarios.harness import shop_fixture as shop_fixture  # the `shop` fixture
 from tests.scenarios.harness import shops_fixture as shops_fixture  # the `shops` fixture
@@ -53,6 +55,12 @@ def connect_through_the_api(shops: Shops, project: str, expect: int = 201) -> No
     event = http_event("POST", INTEGRATION, {"project_id": project}, body=body, projects=[project])
     response = integration_handler(event, FakeLambdaContext())
     assert response["statusCode"] == expect, response_json(response)
+
+
+def dashboard(method: str, project: str, path: str = "", query: dict[str, str] | None = None) -> tuple[int, Any]:
+    event = http_event(method, INTEGRATION + path, {"project_id": project}, projects=[project], query=query)
+    response = integration_handler(event, FakeLambdaContext())
+    return response["statusCode"], response_json(response)
 
 
 def story(shops: Shops, shop: Shop) -> None:
@@ -129,6 +137,39 @@ def story(shops: Shops, shop: Shop) -> None:
     drain()
     assert status("shop-4")["backfill"]["status"] == "completed"
     assert imported.lifetime("v-ann")
+    # The dashboard re-syncs it (its data removed in pages, then imported again), then disconnects
+    # it removing the data, and shop-2 keeping its own
+    assert dashboard("POST", "shop-4", "/resync")[0] == 202
+    drain()
+    assert status("shop-4")["backfill"] | {"run": 2, "status": "completed"} == status("shop-4")["backfill"]
+    assert dashboard("DELETE", "shop-4", query={"keep_data": "false"}) == (
+        200,
+        {"status": "disconnected", "data_removed": True},
+    )
+    assert dashboard("DELETE", "shop-2")[0] == 200
+    drain()
+    assert imported.lifetime("v-ann") == {}
+    # The scheduled reconcile: a project connected after all this, whose webhooks never arrived,
+    # books the account's recent payments (its endpoint, disabled for the tests, enabled again);
+    # shop-1's endpoint deleted meanwhile is recreated, its new secret stored; a lost payment booked
+    late = shops.open("shop-5")
+    late.put_visitor("v-ann", email="ann@example.com")
+    shop.client.v1.webhook_endpoints.delete(status("shop-1")["webhook_endpoint_id"])
+    _, lost = shop.pay(1200, customer=customer)
+    # (a Checkout payment of which only the charge's webhooks arrived, booked on the visitor its
+    # email names: the session, read by the reconcile, moves it to the one the session names)
+    shop.put_visitor("v-mail", email="mail@example.com")
+    shop.put_visitor("v-named")
+    paid = shop.checkout("payment", shop.one_time(900), metadata={"ripples_visitor_id": "v-named"})
+    shop.complete_checkout(paid, email="mail@example.com")
+    shop.deliver_all([e for e in shop.new_events() if event_type(e).startswith("charge.")])
+    assert shop.lifetime("v-mail") == {"usd": 900}
+    assert reconcile()["swept"] == 2
+    assert (shop.lifetime("v-mail"), shop.lifetime("v-named")) == ({}, {"usd": 900})
+    assert status("shop-1")["reconcile"]["endpoint_recreated_at"]
+    assert status("shop-5")["reconcile"]["endpoint_repaired_at"]
+    assert ledger(shop.aws.revenue_table, lost) is not None
+    assert late.lifetime("v-ann")
     shop.invariant()
 
 

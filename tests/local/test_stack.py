@@ -121,6 +121,8 @@ def test_functions_and_routes_come_from_the_template() -> None:
     assert {r.route_key for r in integration.http_routes} == {
         "POST /projects/{project_id}/integrations/stripe",
         "GET /projects/{project_id}/integrations/stripe",
+        "DELETE /projects/{project_id}/integrations/stripe",
+        "POST /projects/{project_id}/integrations/stripe/resync",
     }
     authorizer = integration.http_routes[0].authorizer
     assert authorizer is not None
@@ -190,10 +192,20 @@ def test_healthz_once_tables_exist_and_the_emulator_answers(stack: RunningStack)
 
 
 def test_unknown_route_is_api_gateways_404(stack: RunningStack) -> None:
-    for method, path in [("GET", "/nope"), ("DELETE", "/projects/p1/integrations/stripe"), ("GET", "/healthz/x")]:
+    for method, path in [("GET", "/nope"), ("PATCH", "/projects/p1/integrations/stripe"), ("GET", "/healthz/x")]:
         result = http(method, f"{stack.base_url}{path}")
 
         assert (result.status, result.json()) == (404, {"message": "Not Found"}), (method, path)
+
+
+def test_a_schedule_fires_on_demand_only_for_a_scheduled_function(stack: RunningStack) -> None:
+    # (the sweep itself: tests/reconcile; here the stack's route to it)
+    assert stack.functions["ReconcileFunction"].spec.schedules == ("Sweep",)
+    fired = http("POST", f"{stack.base_url}/_local/schedules/ReconcileFunction")
+    assert fired.status == 200
+    assert fired.json()["projects"] == 0
+    for other in ("IntegrationApiFunction", "Nope"):
+        assert http("POST", f"{stack.base_url}/_local/schedules/{other}").status == 404
 
 
 def test_dashboard_route_without_a_valid_token_is_401_before_any_handler(stack: RunningStack) -> None:
