@@ -281,15 +281,19 @@ class Replay:
         self.applied.append(item)
         self.outcomes.append((item.label, result))
         if self.check_each_step:
-            items = self.items()
-            try:
-                with mock.patch.object(revenue_checks, "scan", return_value=items):  # one scan a step
-                    assert_invariant(self.table)
-                assert_timelines_follow_the_ledger(items)
-                assert_rule_2(received(self.world, self.applied), snapshot_of(items))
-            except AssertionError as exc:
-                raise AssertionError(f"after {self.outcomes}: {exc}") from exc
+            self.check()
         return result
+
+    def check(self) -> None:
+        """Rules 4, the timelines and 2 on what was applied so far."""
+        items = self.items()
+        try:
+            with mock.patch.object(revenue_checks, "scan", return_value=items):  # one scan a step
+                assert_invariant(self.table)
+            assert_timelines_follow_the_ledger(items)
+            assert_rule_2(received(self.world, self.applied), snapshot_of(items))
+        except AssertionError as exc:
+            raise AssertionError(f"after {self.outcomes}: {exc}") from exc
 
     def apply_all(self, order: Iterable[Input]) -> list[str]:
         return [self.apply(item) for item in order]

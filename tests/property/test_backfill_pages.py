@@ -19,11 +19,9 @@ from hypothesis import strategies as st
 
 from local.iam.identity import acting_as
 from shared.revenue import engine
-from tests import revenue_checks
-from tests.revenue_checks import assert_invariant
 
-from .harness import Replay, Stack, assert_rule_2, assert_timelines_follow_the_ledger, run, snapshot_of
-from .world import PROJECT, Input, World, received, stream, worlds
+from .harness import Replay, Stack, assert_rule_2, run
+from .world import PROJECT, Input, World, stream, worlds
 
 T = TypeVar("T")
 
@@ -84,14 +82,7 @@ class PageReplay(Replay):
                 result = f"sessions {done}"
         self.applied.extend(page)  # received at once: checked as Replay.apply checks one input
         self.outcomes.append((f"page {[i.label for i in page]}", result))
-        items = self.items()
-        try:
-            with mock.patch.object(revenue_checks, "scan", return_value=items):
-                assert_invariant(self.table)
-            assert_timelines_follow_the_ledger(items)
-            assert_rule_2(received(self.world, self.applied), snapshot_of(items))
-        except AssertionError as exc:
-            raise AssertionError(f"after {self.outcomes}: {exc}") from exc
+        self.check()
         return result
 
 
