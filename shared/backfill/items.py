@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from typing import Any
+
+from pynamodb.attributes import BooleanAttribute, ListAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 
 from ..revenue.items import RevenueItem
 
@@ -29,6 +31,8 @@ class SliceItem(RevenueItem, discriminator="backfill_slice"):
     done = BooleanAttribute(default=False)
     pages = NumberAttribute(default=0)
     objects = NumberAttribute(default=0)
+    children = ListAttribute[Any](null=True)  # [index, gte, lt] of the slices its first page split off
+    children_queued = BooleanAttribute(null=True)  # their messages sent (else a later invocation sends them)
 
 
 def rate_pk(project: str) -> str:

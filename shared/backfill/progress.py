@@ -8,6 +8,7 @@ update that only the first invocation to see every slice done can make.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
@@ -66,9 +67,17 @@ def slice_state(message: SliceMessage) -> SliceItem | None:
 
 
 def page_done(
-    message: SliceMessage, read_at: str | None, next_cursor: str | None, objects: int, charges: int, oldest: int | None
+    message: SliceMessage,
+    read_at: str | None,
+    next_cursor: str | None,
+    objects: int,
+    charges: int,
+    oldest: int | None,
+    children: Sequence[SliceMessage] = (),
 ) -> bool:
     """Record a page read at cursor `read_at` (None: the slice's first); `next_cursor` None ends the slice.
+    A first page may split the rest of the slice off to `children` (slices.split): the slice then
+    keeps [the message's gte, its end) and the run counts them, in the same transaction.
     False if another invocation recorded it first or the run is no longer current (nothing written)."""
     tables.bind()
     item = SliceItem(slices_pk(message.project_id), slice_sk(message.run, message.phase, message.index))
@@ -82,8 +91,11 @@ def page_done(
             SliceItem.run.set(message.run),
             SliceItem.phase.set(message.phase),
             SliceItem.index.set(message.index),
-            SliceItem.gte.set(message.gte),
+            # (split: the slice keeps what its children leave, from the page's oldest object on)
+            SliceItem.gte.set(children[-1].lt if children and children[-1].lt is not None else message.gte),
         ]
+        if children:
+            slice_actions.append(SliceItem.children.set([[c.index, c.gte, c.lt] for c in children]))
         if message.lt is not None:
             slice_actions.append(SliceItem.lt.set(message.lt))
     slice_actions += [
@@ -100,6 +112,8 @@ def page_done(
     ]
     if next_cursor is None:
         integration_actions.append(_progress("slices_done").add(1))
+    if children:
+        integration_actions.append(_progress("slices").add(len(children)))
     try:
         with dynamo.translate_errors(), TransactWrite(connection=tables.revenue_connection()) as transaction:
             transaction.update(item, slice_actions, condition=where)
@@ -111,6 +125,13 @@ def page_done(
     if oldest is not None:
         _lower_oldest(message, iso_seconds(oldest))
     return True
+
+
+def children_queued(message: SliceMessage) -> None:
+    tables.bind()
+    item = SliceItem(slices_pk(message.project_id), slice_sk(message.run, message.phase, message.index))
+    with dynamo.translate_errors():
+        item.update([SliceItem.children_queued.set(True)])
 
 
 def _lower_oldest(message: SliceMessage, oldest: str) -> None:
@@ -129,7 +150,7 @@ def _lower_oldest(message: SliceMessage, oldest: str) -> None:
 def complete_if_done(message: SliceMessage) -> bool:
     """Mark the run completed if every slice is done; True only for the one call that does."""
     tables.bind()
-    done = _progress("slices_done") >= message.slices
+    done = _progress("slices_done") >= _progress("slices")  # the planned ones and their children
     try:
         with dynamo.translate_errors():
             IntegrationItem(message.project_id).update(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import stripe
 
@@ -57,6 +58,10 @@ def _run_slice(
     integration: Integration, message: SliceMessage, remaining_seconds: Callable[[], float], receive_count: int
 ) -> None:
     state = progress.slice_state(message)
+    if state is not None:
+        message = message.model_copy(update={"gte": state.gte})  # (a first page may have split its range)
+        if state.children and not state.children_queued:  # the invocation that split it stopped before
+            _queue_children(message, [_child(message, c) for c in state.children])
     if state is not None and state.done:
         progress.complete_if_done(message)  # the invocation that finished it may have stopped before
         return
@@ -87,13 +92,34 @@ def _run_slice(
             return
         charges = pages.book(message, page, paced, int(time.time()))
         oldest = page.oldest if message.phase == "charges" else None  # api.md: the oldest charge's
-        if not progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest):
+        children = _split(message, page) if cursor is None and page.next_cursor else []
+        done = progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest, children)
+        if not done:
             return  # another invocation of this slice recorded the page first: it goes on
+        if children:
+            message = message.model_copy(update={"gte": children[-1].lt})
+            _queue_children(message, children)
         if page.next_cursor is None:
             if progress.complete_if_done(message):
                 logger.info("backfill completed", run=message.run)
             return
         cursor = page.next_cursor
+
+
+def _split(message: SliceMessage, page: pages.Page) -> list[SliceMessage]:
+    created = [int(o["created"]) for o in page.objects]
+    return slices.split(message, max(created), min(created))
+
+
+def _child(message: SliceMessage, stored: list[Any]) -> SliceMessage:
+    index, gte, lt = (int(v) for v in stored)
+    return message.model_copy(update={"index": index, "gte": gte, "lt": lt, "cursor": None})
+
+
+def _queue_children(message: SliceMessage, children: list[SliceMessage]) -> None:
+    queue.send(children)  # (sent twice after a crash: a child's page is recorded once, see progress)
+    progress.children_queued(message)
+    logger.info("dense slice split", children=len(children))
 
 
 def _refusal(exc: stripe.StripeError) -> str:

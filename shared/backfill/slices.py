@@ -41,7 +41,7 @@ class SliceMessage(BaseModel):
     index: int
     gte: int
     lt: int | None  # None: the newest slice, open-ended (whatever Stripe's clock says "now" is)
-    slices: int  # of the run, all phases: the run is complete when this many are done
+    slices: int  # planned for the run, all phases (children of dense slices add to the integration's count)
     cursor: str | None = None  # where the slice stood when the message was sent (for people)
 
 
@@ -60,6 +60,32 @@ class RemoveMessage(BaseModel):
 AnyMessage = StartMessage | SliceMessage | RemoveMessage
 Message = Annotated[AnyMessage, Field(discriminator="kind")]
 MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Message)
+
+
+# A slice whose first page shows it dense hands the rest of its range to children, so that a young
+# account's history (all in the newest few of the planned slices) is still read by many slices side
+# by side. Child j of slice i is CHILD_BASE + i * MAX_CHILDREN + j; children never split again.
+CHILD_BASE = 100
+MAX_CHILDREN = 8
+PAGES_PER_CHILD = 2
+
+
+def split(message: SliceMessage, newest: int, oldest: int) -> list[SliceMessage]:
+    """Children for [gte, oldest) of a slice whose first page (100 objects) spans [oldest, newest]:
+    about PAGES_PER_CHILD pages each at that density, at most MAX_CHILDREN; none if it is not worth it.
+    The slice itself keeps [oldest, its end), from where its first page ended."""
+    if message.index >= CHILD_BASE or oldest <= message.gte:
+        return []
+    pages_left = (oldest - message.gte) / max(1, newest - oldest)
+    count = min(MAX_CHILDREN, int(pages_left // PAGES_PER_CHILD), oldest - message.gte)
+    if count < 2:
+        return []
+    bounds = [message.gte + (oldest - message.gte) * j // count for j in range(count + 1)]
+    first = CHILD_BASE + message.index * MAX_CHILDREN
+    return [
+        message.model_copy(update={"index": first + j, "gte": bounds[j], "lt": bounds[j + 1], "cursor": None})
+        for j in range(count)
+    ]
 
 
 def slice_count(per_phase: int) -> int:

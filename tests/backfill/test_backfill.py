@@ -196,3 +196,39 @@ def test_a_key_revoked_part_way_fails_the_run_with_a_reason(
     assert failed["status"] == "failed"
     assert "Stripe rejected the key" in failed["error"]
     assert_invariant(aws.revenue_table)  # what was booked before stays whole
+
+
+@pytest.fixture
+def dense(history: EmulatorAccount, control: EmulatorControl) -> EmulatorAccount:
+    """Beside the year of history, 400 charges in the last month: the newest slice is dense."""
+    now = int(time.time())
+    control.seed(history.id, customers=100, charges_per_customer=4, start=now - 30 * DAY, end=now - 60)
+    return history
+
+
+def test_a_dense_slice_splits_its_range_and_every_charge_is_still_read_once(
+    dense: EmulatorAccount, control: EmulatorControl, aws: AwsEnv
+) -> None:
+    with acting_as("IntegrationApiFunction"):
+        connect(PROJECT, dense.restricted_key)
+    # When the children are queued only by a later invocation (the splitting one stopped first)
+    real, refused = queue.send, []
+
+    def losing_children(messages: Any, **kwargs: Any) -> None:
+        if not refused and any(m.kind == "slice" and m.index >= slices.CHILD_BASE for m in messages):
+            refused.append(messages)
+            raise ServiceUnavailable("SQS is unavailable")
+        real(messages, **kwargs)
+
+    with mock.patch.object(queue, "send", losing_children):
+        drain()
+    # Then the newest slices split (children counted in the run), and the run read every charge once
+    assert refused
+    done = backfill_of()
+    assert done["status"] == "completed"
+    assert done["progress"]["slices"] > 9
+    assert done["progress"]["slices_done"] == done["progress"]["slices"]
+    charges = charges_of(control, dense)
+    assert done["charges_imported"] == len(charges)
+    assert unattributed_of(scan(aws.revenue_table)) == net_by_currency(charges)
+    assert_invariant(aws.revenue_table)
