@@ -4,13 +4,13 @@ model of shared.integrations.items."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from .. import dynamo, tables
 from ..errors import AlreadyConnected, StaleUpdate
+from ..revenue.records import plain
 from .items import IntegrationItem
 from .models import Integration
 
@@ -28,20 +28,9 @@ def get(project_id: str) -> Integration | None:
 def _integration(item: IntegrationItem) -> Integration:
     values = {name: getattr(item, name) for name in Integration.__dataclass_fields__}
     for name in ("backfill", "data_removal", "reconcile"):
-        values[name] = _plain(getattr(item, name))
+        values[name] = plain(getattr(item, name))
     values["warnings"] = list(item.warnings or [])
     return Integration(**values)
-
-
-def _plain(value: Any) -> Any:
-    """A map attribute as plain JSON-able values (DynamoDB numbers come back as floats)."""
-    if hasattr(value, "as_dict"):
-        value = value.as_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def update(project_id: str, actions: list[Action], condition: Condition) -> Integration | None:
