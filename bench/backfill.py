@@ -187,6 +187,8 @@ def main() -> None:
     with moto_stack(emulator.base_url):
         # after the template's environment (whose empty default would mean the mode's budget)
         os.environ["STRIPE_RATE_BUDGET"] = str(args.rate)
+        # as the template's MaximumConcurrency would: no more slices of a phase than consumers to read them
+        os.environ["BACKFILL_MAX_HEADS"] = str(min(8, args.consumers))
         get_settings.cache_clear()
         counts: Counter[str] = Counter()
         control.reset_stats(account.id)

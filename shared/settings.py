@@ -24,7 +24,9 @@ class Settings(BaseModel):
     # Stripe requests/s the backfill and reconcile may spend per account (all slices together):
     # None is the default share (10 live, 5 test), 0 unpaced (benchmarks only).
     stripe_rate_budget: float | None = Field(default=None, ge=0)
-    backfill_slices_per_phase: int = Field(default=16, ge=1, le=100)
+    backfill_slices_per_phase: int = Field(default=1, ge=1, le=8)  # planned; dense ones split (slices.FANOUT)
+    # Slices of a phase side by side at most: a split makes no more children than this (slices.heads).
+    backfill_max_heads: int = Field(default=8, ge=1, le=8)
 
     def rate_budget(self, mode: str) -> float:
         if self.stripe_rate_budget is not None:
@@ -50,5 +52,6 @@ def get_settings() -> Settings:
         unknown_project_cache_seconds=int(env.get("UNKNOWN_PROJECT_CACHE_SECONDS", "60")),
         backfill_queue_url=env.get("BACKFILL_QUEUE_URL", ""),
         stripe_rate_budget=float(env["STRIPE_RATE_BUDGET"]) if env.get("STRIPE_RATE_BUDGET") else None,
-        backfill_slices_per_phase=int(env.get("BACKFILL_SLICES_PER_PHASE", "16")),
+        backfill_slices_per_phase=int(env.get("BACKFILL_SLICES_PER_PHASE", "1")),
+        backfill_max_heads=int(env.get("BACKFILL_MAX_HEADS", "8")),
     )

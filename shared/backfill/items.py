@@ -31,7 +31,7 @@ class SliceItem(RevenueItem, discriminator="backfill_slice"):
     done = BooleanAttribute(default=False)
     pages = NumberAttribute(default=0)
     objects = NumberAttribute(default=0)
-    children = ListAttribute[Any](null=True)  # [index, gte, lt] of the slices its first page split off
+    children = ListAttribute[Any](null=True)  # [index, gte, lt, depth] of the slices its first page split off
     children_queued = BooleanAttribute(null=True)  # their messages sent (else a later invocation sends them)
 
 

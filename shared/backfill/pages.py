@@ -41,6 +41,11 @@ class Page:
     def oldest(self) -> int | None:
         return min((int(o["created"]) for o in self.objects), default=None)
 
+    def handed_on(self, before: int) -> Page:
+        """What a split slice books of its first page: the objects created at `before` or later (its
+        children read the older ones), and nothing after it."""
+        return Page([o for o in self.objects if int(o["created"]) >= before], has_more=False)
+
 
 def read(client: stripe.StripeClient, message: SliceMessage, cursor: str | None) -> Page:
     """The page of the slice after `cursor` (newest first). Stripe's errors propagate."""

@@ -77,7 +77,7 @@ def page_done(
 ) -> bool:
     """Record a page read at cursor `read_at` (None: the slice's first); `next_cursor` None ends the slice.
     A first page may split the rest of the slice off to `children` (slices.split): the slice then
-    keeps [the message's gte, its end) and the run counts them, in the same transaction.
+    keeps what they leave (it ends with that page) and the run counts them, in the same transaction.
     False if another invocation recorded it first or the run is no longer current (nothing written)."""
     tables.bind()
     item = SliceItem(slices_pk(message.project_id), slice_sk(message.run, message.phase, message.index))
@@ -91,11 +91,11 @@ def page_done(
             SliceItem.run.set(message.run),
             SliceItem.phase.set(message.phase),
             SliceItem.index.set(message.index),
-            # (split: the slice keeps what its children leave, from the page's oldest object on)
-            SliceItem.gte.set(children[-1].lt if children and children[-1].lt is not None else message.gte),
+            # (split: the slice keeps what its children leave, newer than all of them)
+            SliceItem.gte.set(max(c.lt or 0 for c in children) if children else message.gte),
         ]
         if children:
-            slice_actions.append(SliceItem.children.set([[c.index, c.gte, c.lt] for c in children]))
+            slice_actions.append(SliceItem.children.set([[c.index, c.gte, c.lt, c.depth] for c in children]))
         if message.lt is not None:
             slice_actions.append(SliceItem.lt.set(message.lt))
     slice_actions += [

@@ -69,7 +69,8 @@ def _run_slice(
         keys = secrets.load(message.project_id)
     except secrets.SecretNotFound:
         return  # disconnected meanwhile
-    budget = RateBudget(message.project_id, get_settings().rate_budget(integration.mode))
+    rate = get_settings().rate_budget(integration.mode)
+    budget = RateBudget(message.project_id, rate)
     deadline = time.time() + remaining_seconds() - RESERVE_SECONDS
     paced = paced_lookups(keys.api_key, budget, deadline + RESERVE_SECONDS)
     client = stripe_client(keys.api_key)
@@ -78,6 +79,7 @@ def _run_slice(
         if time.time() >= deadline or not budget.acquire(deadline):
             queue.send([message.model_copy(update={"cursor": cursor})])
             return
+        asked = time.monotonic()
         try:
             page = pages.read(client, message, cursor)
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
@@ -90,14 +92,17 @@ def _run_slice(
             logger.info("backfill slice backs off", delay_seconds=delay)
             queue.send([message.model_copy(update={"cursor": cursor})], delay_seconds=delay)
             return
+        children: list[SliceMessage] = []
+        if cursor is None and page.next_cursor:
+            children = _split(message, page, slices.heads(rate, time.monotonic() - asked, _max_heads()))
+            if children:  # the slice keeps its page's newest part and is done
+                page = page.handed_on(children[0].lt or 0)
         charges = pages.book(message, page, paced, int(time.time()))
         oldest = page.oldest if message.phase == "charges" else None  # api.md: the oldest charge's
-        children = _split(message, page) if cursor is None and page.next_cursor else []
         done = progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest, children)
         if not done:
             return  # another invocation of this slice recorded the page first: it goes on
         if children:
-            message = message.model_copy(update={"gte": children[-1].lt})
             _queue_children(message, children)
         if page.next_cursor is None:
             if progress.complete_if_done(message):
@@ -106,14 +111,18 @@ def _run_slice(
         cursor = page.next_cursor
 
 
-def _split(message: SliceMessage, page: pages.Page) -> list[SliceMessage]:
+def _max_heads() -> int:
+    return get_settings().backfill_max_heads
+
+
+def _split(message: SliceMessage, page: pages.Page, heads: int) -> list[SliceMessage]:
     created = [int(o["created"]) for o in page.objects]
-    return slices.split(message, max(created), min(created))
+    return slices.split(message, max(created), min(created), heads)
 
 
 def _child(message: SliceMessage, stored: list[Any]) -> SliceMessage:
-    index, gte, lt = (int(v) for v in stored)
-    return message.model_copy(update={"index": index, "gte": gte, "lt": lt, "cursor": None})
+    index, gte, lt, depth = (int(v) for v in stored)
+    return message.model_copy(update={"index": index, "gte": gte, "lt": lt, "cursor": None, "depth": depth})
 
 
 def _queue_children(message: SliceMessage, children: list[SliceMessage]) -> None:

@@ -8,6 +8,7 @@ budget rather than by Stripe's latency per page.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -43,6 +44,7 @@ class SliceMessage(BaseModel):
     lt: int | None  # None: the newest slice, open-ended (whatever Stripe's clock says "now" is)
     slices: int  # planned for the run, all phases (children of dense slices add to the integration's count)
     cursor: str | None = None  # where the slice stood when the message was sent (for people)
+    depth: int = 0  # splits above it: each level's children are longer (fewer part pages a page)
 
 
 class RemoveMessage(BaseModel):
@@ -62,30 +64,57 @@ Message = Annotated[AnyMessage, Field(discriminator="kind")]
 MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Message)
 
 
-# A slice whose first page shows it dense hands the rest of its range to children, so that a young
-# account's history (all in the newest few of the planned slices) is still read by many slices side
-# by side. Child j of slice i is CHILD_BASE + i * MAX_CHILDREN + j; children never split again.
-CHILD_BASE = 100
-MAX_CHILDREN = 8
-PAGES_PER_CHILD = 2
+# Child j of slice i is (i + 1) * FANOUT + j: unique per phase for any depth (planned slices < FANOUT).
+FANOUT = 8
+PAGES_PER_CHILD = 25  # at the first split; doubled at each level below, to MAX_PAGES_PER_CHILD
+MAX_PAGES_PER_CHILD = 400
 
 
-def split(message: SliceMessage, newest: int, oldest: int) -> list[SliceMessage]:
-    """Children for [gte, oldest) of a slice whose first page (100 objects) spans [oldest, newest]:
-    about PAGES_PER_CHILD pages each at that density, at most MAX_CHILDREN; none if it is not worth it.
-    The slice itself keeps [oldest, its end), from where its first page ended."""
-    if message.index >= CHILD_BASE or oldest <= message.gte:
+def split(message: SliceMessage, newest: int, oldest: int, heads: int) -> list[SliceMessage]:
+    """Children for [gte, oldest + 1) of a slice whose first page (100 objects) spans [oldest, newest],
+    or none if it is not worth it. The slice keeps only (oldest, its end): it books its first page's
+    objects newer than `oldest` and is done, the first child reads the second `oldest` whole.
+
+    Up to `heads` children: regular ones of about `pages_per_child` pages at the page's density,
+    from `oldest` back, and the oldest one taking the rest of the range (it splits again when its
+    own first page shows it dense). Only the oldest children of the level where history begins can
+    be empty, so at most `heads` requests a phase find nothing."""
+    if heads < 2 or newest <= oldest or oldest <= message.gte:
         return []
-    pages_left = (oldest - message.gte) / max(1, newest - oldest)
-    count = min(MAX_CHILDREN, int(pages_left // PAGES_PER_CHILD), oldest - message.gte)
-    if count < 2:
+    per_page = newest - oldest
+    end = oldest + 1
+    pages = min(MAX_PAGES_PER_CHILD, PAGES_PER_CHILD << min(message.depth, 8))
+    expected = (end - message.gte) / per_page
+    if expected < 2 * pages:
         return []
-    bounds = [message.gte + (oldest - message.gte) * j // count for j in range(count + 1)]
-    first = CHILD_BASE + message.index * MAX_CHILDREN
+    width = pages * per_page
+    count = min(heads, FANOUT)
+    if expected <= count * pages:  # all of it at this density: children of equal length
+        count = math.ceil(expected / pages)
+        bounds = [end - (end - message.gte) * j // count for j in range(count + 1)]
+    else:  # count - 1 regular children, then the rest
+        bounds = [end - width * j for j in range(count)] + [message.gte]
+    first = (message.index + 1) * FANOUT
     return [
-        message.model_copy(update={"index": first + j, "gte": bounds[j], "lt": bounds[j + 1], "cursor": None})
+        message.model_copy(
+            update={
+                "index": first + j,
+                "gte": bounds[j + 1],
+                "lt": bounds[j],
+                "cursor": None,
+                "depth": message.depth + 1,
+            }
+        )
         for j in range(count)
     ]
+
+
+def heads(rate: float, read_seconds: float, most: int) -> int:
+    """Slices of a phase that keep the rate budget busy: one per `rate * read_seconds` requests in
+    flight, and one more for the time a page takes to book; `most` when unpaced (rate 0)."""
+    if rate <= 0:
+        return most
+    return max(1, min(most, math.ceil(rate * read_seconds) + 1))
 
 
 def slice_count(per_phase: int) -> int:
@@ -93,7 +122,9 @@ def slice_count(per_phase: int) -> int:
 
 
 def plan(project_id: str, run: int, now: int, per_phase: int) -> list[SliceMessage]:
-    """The run's slices: `per_phase` of [HISTORY_STARTS, now] for each phase (the newest open-ended)."""
+    """The run's slices: `per_phase` (at most FANOUT) of [HISTORY_STARTS, now] for each phase, the
+    newest open-ended; narrower near now (boundary i of n at now - span * (i / n)^2), where a young
+    account's history is. One a phase by default: splits follow the density its first page shows."""
     end = now + 1
     span = end - HISTORY_STARTS
     bounds = [end - round(span * (i / per_phase) ** 2) for i in range(per_phase + 1)]

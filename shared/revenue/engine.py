@@ -36,7 +36,7 @@ from .decision import (
     session_recorded,
     sessions_follow_root,
 )
-from .intents import BookCharge, BookRefund, Decision, MoveCharge
+from .intents import BookCharge, BookRefund, Decision, Intent, MoveCharge
 from .items import LedgerItem, PaymentItem, SessionItem
 from .loading import CustomerFetcher
 from .models import ChargeFacts, CustomerRecord, SessionFacts
@@ -136,27 +136,30 @@ def _deciding(project: str, state: State, deciding: Callable[[], tuple[Decision,
 
 
 def _report(decision: Decision) -> None:
-    for scope in decision.scopes:
-        for unit in scope.units:
-            for intent in unit:
-                if isinstance(intent, BookCharge):
-                    record = intent.record
-                    count(Metric.CHARGES_BOOKED)
-                    count(Metric.tier(record.tier))
-                    logger.info(
-                        "charge booked", charge_id=record.facts.id, tier=record.tier, attributed=bool(record.visitor_id)
-                    )
-                elif isinstance(intent, MoveCharge):
-                    count(Metric.CHARGES_REATTRIBUTED)
-                    logger.info(
-                        "charge re-attributed",
-                        charge_id=intent.after.facts.id,
-                        tier=intent.after.tier,
-                        attributed=bool(intent.after.visitor_id),
-                    )
-                elif isinstance(intent, BookRefund):
-                    count(Metric.REFUNDS_BOOKED)
-                    logger.info("refund booked", charge_id=intent.after.facts.id, amount=-intent.entry.revenue)
+    _report_intents([intent for scope in decision.scopes for unit in scope.units for intent in unit])
+
+
+def _report_intents(intents: list[Intent]) -> None:
+    """Metrics and a log line for the money a committed transaction wrote."""
+    for intent in intents:
+        if isinstance(intent, BookCharge):
+            record = intent.record
+            count(Metric.CHARGES_BOOKED)
+            count(Metric.tier(record.tier))
+            logger.info(
+                "charge booked", charge_id=record.facts.id, tier=record.tier, attributed=bool(record.visitor_id)
+            )
+        elif isinstance(intent, MoveCharge):
+            count(Metric.CHARGES_REATTRIBUTED)
+            logger.info(
+                "charge re-attributed",
+                charge_id=intent.after.facts.id,
+                tier=intent.after.tier,
+                attributed=bool(intent.after.visitor_id),
+            )
+        elif isinstance(intent, BookRefund):
+            count(Metric.REFUNDS_BOOKED)
+            logger.info("refund booked", charge_id=intent.after.facts.id, amount=-intent.entry.revenue)
 
 
 # ---- charges --------------------------------------------------------------------------------------
@@ -253,8 +256,7 @@ def _page_once(
         decision = Decision(
             scopes=[s for f in refunds for s in book_refund(read.booked[f.id], f, seen_at, None)[0].scopes]
         )
-        writer.commit_each(project, decision)
-        _report(decision)
+        writer.commit_each(project, decision, _report_intents)
         reads.forget(keys.ledger(project, f.id) for f in refunds)
     new = {charge_id: f for charge_id, f in facts.items() if charge_id not in read.booked and f.books_revenue}
     split = page.split(project, new, read, reads)
@@ -264,8 +266,7 @@ def _page_once(
         state = loading.load(project, split.whole, arrivals, customers, fetch_customer, reads)
         whole, _ = _deciding(project, state, lambda: decide(state, split.whole, arrivals))
         decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
-    writer.commit_each(project, decision)
-    _report(decision)
+    writer.commit_each(project, decision, _report_intents)
     return PageOutcome(charges=len(facts), booked=len(new), refunds=len(refunds))
 
 
@@ -413,8 +414,7 @@ def _sessions_once(
         loaded = loading.load(project, scopes, arrivals, customers, fetch_customer, reads)
         whole, _ = _deciding(project, loaded, lambda: decide(loaded, scopes, arrivals))
         decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
-    writer.commit_each(project, decision)
-    _report(decision)
+    writer.commit_each(project, decision, _report_intents)
     return Outcome("resolved")
 
 

@@ -85,12 +85,13 @@ def commit(project: str, decision: Decision) -> int:
     return len(transactions)
 
 
-def commit_each(project: str, decision: Decision) -> int:
+def commit_each(project: str, decision: Decision, committed: Callable[[list[Intent]], None]) -> int:
     """Write every transaction of a decision without an event mark (a page's), each on its own: one
     that meets a concurrent write does not stop the others, so a page over a hundred customers
-    makes progress while webhooks and other slices write some of them. Raises the first
-    StaleUpdate after trying them all (the caller decides again what is not written yet); a
-    customer split over several transactions stays `dirty` where its chain stopped."""
+    makes progress while webhooks and other slices write some of them. `committed` hears the
+    intents of each transaction written (the ones that fail are decided again, and counted then).
+    Raises the first StaleUpdate after trying them all (the caller decides again what is not
+    written yet); a customer split over several transactions stays `dirty` where its chain stopped."""
     if decision.last:
         raise ValueError("an event mark must follow every other write of its decision")
     failed: StaleUpdate | None = None
@@ -102,6 +103,7 @@ def commit_each(project: str, decision: Decision) -> int:
             continue
         try:
             tx.commit()
+            committed(tx.intents)
         except StaleUpdate as exc:
             if n == 0 and decision.first:
                 raise  # it holds the decision's new evidence, which the others may presuppose
@@ -210,6 +212,7 @@ class Transaction:
         self._ops: dict[tuple[str, str], _Op] = {}
         self._owners: dict[str | None, _OwnerChange] = {}
         self._joins: dict[str, _JoinChange] = {}
+        self.intents: list[Intent] = []  # what it writes, for the metrics of what was committed
 
     def __len__(self) -> int:
         return len(self._footprint())
@@ -244,6 +247,7 @@ class Transaction:
     def _add_intents(self, intents: list[Intent], root: SaveRoot | None) -> None:
         if root is not None:
             self.roots.setdefault(root.before.record.customer_id, _RootWrite(root))
+        self.intents += intents
         for intent in intents:
             self._apply(intent)
 

@@ -215,7 +215,7 @@ def test_a_dense_slice_splits_its_range_and_every_charge_is_still_read_once(
     real, refused = queue.send, []
 
     def losing_children(messages: Any, **kwargs: Any) -> None:
-        if not refused and any(m.kind == "slice" and m.index >= slices.CHILD_BASE for m in messages):
+        if not refused and any(m.kind == "slice" and m.index >= slices.FANOUT for m in messages):
             refused.append(messages)
             raise ServiceUnavailable("SQS is unavailable")
         real(messages, **kwargs)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from unittest import mock
 
 from local.iam.identity import acting_as
+from shared.observability import Metric
 from shared.revenue import engine, keys
 from tests.conftest import AwsEnv
 from tests.property.harness import connect_project
@@ -40,8 +42,10 @@ def test_a_webhook_booking_a_charge_of_the_page_meanwhile_costs_the_page_one_ret
         written["transactions"] += 1
         assert_invariant(aws.revenue_table, in_process=True)
 
+    booked_metric: list[Metric] = []
     # When the page is booked while the webhook writes one of its charges first
     with (
+        mock.patch.object(engine, "count", lambda metric, value=1: booked_metric.extend([metric] * value)),
         dynamodb_hook("before-call.dynamodb.TransactWriteItems", webhook_first),
         dynamodb_hook("after-call.dynamodb.TransactWriteItems", invariant_after_each),
         acting_as("BackfillFunction"),
@@ -61,3 +65,5 @@ def test_a_webhook_booking_a_charge_of_the_page_meanwhile_costs_the_page_one_ret
     assert unattributed_of(items) == dict(expected)
     assert_invariant(aws.revenue_table)
     assert written["transactions"] <= 10, written
+    # and the ChargesBooked metric counted each charge once: the page's written transactions too
+    assert booked_metric.count(Metric.CHARGES_BOOKED) == CUSTOMERS
