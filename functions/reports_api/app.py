@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.http import check_id, json_response, make_resolver, require_project, token_projects
+from shared.http import (
+    DASHBOARD_SECURITY,
+    ID_PARAMETER,
+    check_id,
+    json_response,
+    make_resolver,
+    require_project,
+    responses,
+    token_projects,
+)
 from shared.observability import logger, metrics, tracer
 from shared.reports.revenue import parse_window
 from shared.reports.service import revenue_report
 
 app = make_resolver()
+ProjectId = Annotated[str, Path(**ID_PARAMETER)]
+# Declared for the OpenAPI document only: validation is off, so Powertools passes path parameters
+# alone and the handler reads the query from its event (docs/decisions.md).
+From = Annotated[str | None, Query(alias="from", description="ISO 8601: charges created at or after it")]
+To = Annotated[str | None, Query(description="ISO 8601: charges created before it")]
+# The report (api.md): totals, by_source, unattributed, by_tier; extra fields may be added.
+REPORT = dict[str, Any]
 
 
-@app.get("/projects/<project_id>/revenue")
-def get_revenue(project_id: str) -> Response[str]:
+@app.get(
+    "/projects/<project_id>/revenue",
+    summary="Revenue by acquisition source, unattributed and by attribution tier over a time window",
+    tags=["Reports"],
+    security=DASHBOARD_SECURITY,
+    responses=responses(200, "The report; a currency whose total is 0 may be omitted from a map", REPORT),
+)
+def get_revenue(
+    project_id: ProjectId,
+    from_: From = None,
+    to: To = None,
+) -> Response[str]:
     event = app.current_event
     projects = token_projects(event)
     check_id(project_id, "project_id")

@@ -7,19 +7,32 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.http import json_response, make_resolver
+from shared.errors import InvalidPayload, InvalidSignature, NotFound, PayloadTooLarge
+from shared.http import body_bytes, json_response, make_resolver, responses
 from shared.observability import Metric, count, logger, metrics, tracer
 from shared.webhook_receiver import receive
 
 app = make_resolver()
 
 
-@app.post("/webhooks/stripe/<project_id>")
+@app.post(
+    "/webhooks/stripe/<project_id>",
+    summary="A Stripe event, signed with the project's webhook secret (no bearer token)",
+    tags=["Stripe webhooks"],
+    responses=responses(
+        200,
+        "Processed, a duplicate, or an ignored event type",
+        dict[str, Any],
+        InvalidSignature,
+        InvalidPayload,
+        NotFound,
+        PayloadTooLarge,
+        dashboard=False,
+    ),
+)
 def stripe_webhook(project_id: str) -> Response[str]:
     event = app.current_event
-    body = event.decoded_body or ""
-    raw = body.encode("utf-8") if isinstance(body, str) else body
-    result = receive(project_id, raw, event.headers.get("stripe-signature"))
+    result = receive(project_id, body_bytes(event), event.headers.get("stripe-signature"))
     return json_response(200, {"received": True, "result": result})
 
 

@@ -6,6 +6,9 @@ when the token is missing, badly signed or expired; otherwise the handler receiv
 `requestContext.authorizer.jwt`, stringified as API Gateway does. The handler's payload 2.0 response
 (or a bare value, which API Gateway turns into a 200 JSON body) becomes the HTTP response; a function
 error, an invalid response or a timeout becomes API Gateway's 500.
+
+Local only, outside the API's routes: the dashboard page's static files (`/` and `/static/...`, from
+local/web/) and `GET /_local/token?project=<id>`, a dashboard token the page uses (as `make token`).
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import base64
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from werkzeug.wrappers import Request, Response
 
-from .auth import stringify_claims, token_scopes, verify_token
+from .auth import issue_token, stringify_claims, token_scopes, verify_token
 from .functions import HttpRoute
 from .runtime import FunctionTimedOut, LambdaFunction
 from .schedules import SCHEDULES_PATH, scheduled_event
@@ -35,6 +40,18 @@ logger = logging.getLogger("local.stack")
 HealthCheck = Callable[[], Mapping[str, str]]  # check name -> "ok" or what is wrong
 
 _LITERAL, _VARIABLE, _GREEDY = 0, 1, 2
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # the dashboard page (local/web/)
+STATIC_PATH = "/static/"
+TOKEN_PATH = "/_local/token"  # noqa: S105 - a route, not a secret
+_PROJECT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # api.md's ids
+_STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+# The page loads only its own files and calls only this origin.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 class InvalidLambdaResponse(ValueError):
@@ -220,6 +237,19 @@ def lambda_response(result: Any) -> Response:
     return response
 
 
+def _static(web_dir: Path, name: str) -> Response:
+    """A file of the dashboard page: only text files of the page's kinds, inside web_dir."""
+    root = web_dir.resolve()
+    path = (root / name).resolve()
+    content_type = _STATIC_TYPES.get(path.suffix)
+    if content_type is None or not path.is_relative_to(root) or not path.is_file():
+        return _json_response(404, {"message": "Not Found"})
+    response = Response(path.read_bytes(), status=200, content_type=f"{content_type}; charset=utf-8")
+    for header, value in _PAGE_HEADERS.items():
+        response.headers[header] = value
+    return response
+
+
 class Gateway:
     """The WSGI application of the local HTTP API."""
 
@@ -232,8 +262,10 @@ class Gateway:
         api_id: str,
         account_id: str,
         health: HealthCheck,
+        web_dir: Path | None = WEB_DIR,
     ) -> None:
         self.router = Router(routes)
+        self.web_dir = web_dir
         self.functions = functions
         self.jwt_secret = jwt_secret
         self.api_id = api_id
@@ -258,6 +290,13 @@ class Gateway:
                 return self._healthz()
             if request.method == "POST" and raw_path.startswith(SCHEDULES_PATH):
                 return self._scheduled(raw_path.removeprefix(SCHEDULES_PATH))
+            if request.method == "GET" and raw_path == TOKEN_PATH:
+                return self._token(request.args.get("project", ""))
+            if request.method in ("GET", "HEAD") and self.web_dir is not None:
+                if raw_path in ("/", "/index.html"):
+                    return _static(self.web_dir, "index.html")
+                if raw_path.startswith(STATIC_PATH):
+                    return _static(self.web_dir, unquote(raw_path.removeprefix(STATIC_PATH)))
             return _json_response(404, {"message": "Not Found"})
         route, path_parameters = matched
         authorizer: dict[str, Any] | None = None
@@ -304,6 +343,15 @@ class Gateway:
         except Exception:
             logger.exception("scheduled function failed: function=%s", logical_id)
             return _json_response(500, {"message": "Internal Server Error"})
+
+    def _token(self, project_id: str) -> Response:
+        """A dashboard token for one project, signed with the stack's LOCAL_JWT_SECRET (as `make token`).
+        Local only: deployed, the dashboard's identity provider issues tokens and no route reaches this."""
+        if not _PROJECT_ID.fullmatch(project_id):
+            message = "project must be 1-128 characters of A-Z a-z 0-9 . _ : -"
+            return _json_response(400, {"error": {"code": "invalid_request", "message": message}})
+        token = issue_token([project_id], self.jwt_secret)
+        return _json_response(200, {"token": token, "project": project_id}, {"Cache-Control": "no-store"})
 
     def _healthz(self) -> Response:
         checks = dict(self.health())

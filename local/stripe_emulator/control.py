@@ -192,9 +192,9 @@ def clock(emulator: Emulator, body: dict[str, Any]) -> Any:
 
 @_control("POST", "/_emulator/seed")
 def seed_account(emulator: Emulator, body: dict[str, Any]) -> Any:
-    """Bulk-create customers, charges, refunds and checkout sessions in memory (no events)."""
+    """Bulk-create customers, charges, refunds, checkout sessions and subscriptions in memory (no events)."""
     account_id = _account(emulator, body)
     spec = SeedSpec.from_body(body, now=emulator.clock.now())
     with emulator.lock:
         space = emulator.accounts[account_id].space(spec.livemode)
-        return seed(space, spec)
+        return seed(space, spec, emulator)

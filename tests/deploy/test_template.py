@@ -16,6 +16,8 @@ from shared.observability import Metric
 
 WEBHOOK_ROUTE = "POST /webhooks/stripe/{project_id}"
 API_GATEWAY_SECONDS = 30  # the most an HTTP API waits for its integration
+# Functions that call nothing outside (no AWS permission, no Stripe): no chain of calls to budget.
+NO_OUTSIDE_CALLS = {"OpenApiFunction"}
 
 
 @cache
@@ -36,9 +38,9 @@ def of_type(kind: str) -> dict[str, dict[str, Any]]:
 
 
 def test_every_function_has_a_budget_and_a_timeout_above_its_worst_case() -> None:
-    assert functions().keys() == budget.PATHS.keys()
+    assert functions().keys() == budget.PATHS.keys() | NO_OUTSIDE_CALLS
     for name, properties in functions().items():
-        worst = budget.PATHS[name].worst_seconds
+        worst = budget.PATHS[name].worst_seconds if name in budget.PATHS else 0.0
         assert properties["Timeout"] >= worst, f"{name}: Timeout {properties['Timeout']} s < worst case {worst:.1f} s"
 
 
