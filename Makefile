@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 STRIPE_EMULATOR_PORT ?= 12111
+# `make run` seeds the demo account and project demo's visitors; DEMO_SEED=0 make run does not
+DEMO_SEED ?= 1
 PYTEST_ARGS ?=
 RELIABILITY_ARGS ?=
 BACKFILL_ARGS ?=
+REPORTS_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install lint format test run token reconcile emulator bench bench-emulator bench-webhook bench-flood bench-backfill reliability clean
@@ -33,17 +36,40 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## Lint, type-check, then run every test
+test: lint chromium ## Lint, type-check, then run every test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Headless Chromium for tests/browser: Debian's package, which Playwright drives (it never downloads a
+# browser). Installed where missing and apt-get can run (root); elsewhere, or if the install fails, the
+# browser tests are skipped with a message naming what is missing.
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests where it is missing (needs root and apt-get)
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (Debian) for tests/browser"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+				|| echo "chromium could not be installed: tests/browser will be skipped" >&2; \
+		else \
+			echo "chromium not found and apt-get needs root: tests/browser will be skipped" >&2; \
+		fi; \
+	}
+
 run: $(STAMP) ## The local stack: HTTP API on 127.0.0.1:$PORT (8000), moto, Stripe emulator on STRIPE_EMULATOR_PORT
-	STRIPE_EMULATOR_PORT=$(STRIPE_EMULATOR_PORT) $(BIN)/python -m local.stack
+	STRIPE_EMULATOR_PORT=$(STRIPE_EMULATOR_PORT) DEMO_SEED=$(DEMO_SEED) $(BIN)/python -m local.stack
+
+.PHONY: demo
+demo: $(STAMP) ## The demo in the terminal: seed, connect, backfill, live payments, revenue (DEMO_CHARGES=10000)
+	$(BIN)/python -m local.demo
 
 token: $(STAMP) ## Print a local dashboard JWT: make token PROJECT=<id> (several: PROJECT="p1 p2")
 	@$(BIN)/python -m local.stack.token $(PROJECT)
 
 reconcile: $(STAMP) ## The scheduled reconcile once, in the running `make run` stack (same PORT)
 	$(BIN)/python -m local.stack.reconcile
+
+.PHONY: rebuild-rollups
+rebuild-rollups: $(STAMP) ## Check a project's rollups against its ledger in the running stack: PROJECT=<id> [REPAIR=1] MOTO_PORT=<its moto port>
+	$(BIN)/python -m local.stack.rebuild $(PROJECT) $(if $(filter 1,$(REPAIR)),--repair)
 
 emulator: $(STAMP) ## The Stripe emulator alone on 127.0.0.1:$STRIPE_EMULATOR_PORT
 	$(BIN)/python -m local.stripe_emulator --port $(STRIPE_EMULATOR_PORT)
@@ -60,7 +86,11 @@ bench-flood: $(STAMP) ## What bad requests to the unauthenticated webhook route 
 bench-backfill: $(STAMP) ## A seeded account's history through the backfill, in-process: charges/s, requests per charge, CPU
 	$(BIN)/python -m bench.backfill $(BACKFILL_ARGS)
 
-bench: bench-emulator bench-webhook bench-flood bench-backfill ## Every benchmark
+.PHONY: bench-reports
+bench-reports: $(STAMP) ## The revenue report over 200,000 seeded charges: latency, requests, items, from rollups vs ledger (REPORTS_ARGS)
+	$(BIN)/python -m bench.reports $(REPORTS_ARGS)
+
+bench: bench-emulator bench-webhook bench-flood bench-backfill bench-reports ## Every benchmark
 
 reliability: $(STAMP) ## Generated worlds delivered serially and from 1/4/16 senders x3: mismatches, events/s, p50/p99
 	$(BIN)/python -m bench.reliability $(RELIABILITY_ARGS)

@@ -21,7 +21,7 @@ from .observability import logger
 from .revenue import engine
 from .revenue.engine import Outcome
 from .stripe_api import lookups
-from .stripe_api.webhooks import check_header, verify
+from .stripe_api.webhooks import check_header, check_object, verify
 
 MAX_BODY_BYTES = 1024 * 1024
 LAST_EVENT_EVERY_SECONDS = 60  # last_event_at is for people: a minute's precision saves a write per event
@@ -85,6 +85,7 @@ def receive(project_id: str, body: bytes, signature: str | None) -> str:
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return "ignored"
+    check_object(event)
     try:
         outcome = handler(project_id, event, keys)
     except engine.IgnoredEvent:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import zlib
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
 from shared import tables
-from shared.revenue import keys
+from shared.revenue import keys, rollups
 from tests import raw
 
 
@@ -55,6 +57,58 @@ def assert_invariant(table: str, *, in_process: bool = False) -> None:
     for owner, totals in actual.items():
         if owner not in expected:
             assert totals == {}, f"{owner} has totals without ledger entries"
+    assert rollups_of(items) == rollups_from_ledger(items), "the rollups differ from the ledger"
+
+
+def assert_sources_current(table: str) -> None:
+    """Every attributed ledger entry records its owner's acquisition.source as the profile has it now
+    (once no source change is still being carried to the entries: no profile with a pending one)."""
+    items = scan(table)
+    sources = {
+        (i["project_id"], i["visitor_id"]): (i.get("acquisition") or {}).get("source")
+        for i in items
+        if i["sk"] == keys.PROFILE
+    }
+    for item in items:
+        if item["sk"] == keys.LEDGER and item.get("visitor_id"):
+            owner = (item["project_id"], item["visitor_id"])
+            assert item.get("source") == sources.get(owner), f"{item['charge_id']}'s source is not {owner}'s"
+
+
+def rollups_of(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, int]]:
+    """The rollup items' counts ((pk, sk) -> attribute -> value), zeros left out."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for item in items:
+        if item.get("kind") == "rollup":
+            counts = {k: int(v) for k, v in item.items() if rollups.is_rollup_attribute(k) and int(v)}
+            if counts:
+                found[(item["pk"], item["sk"])] = counts
+    return found
+
+
+def rollups_from_ledger(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, int]]:
+    """What the rollups must hold, summed from scratch from the ledger entries as api.md counts
+    them (written out here again, not through shared.revenue.rollups, so that a mistake in one is
+    not the other's)."""
+    sums: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for item in items:
+        if item["sk"] != keys.LEDGER:
+            continue
+        net, currency, visitor = int(item["amount"]) - int(item["refunded"]), item["currency"], item.get("visitor_id")
+        day = datetime.fromtimestamp(int(item["created"]), UTC).strftime("%Y-%m-%d")
+        shard = zlib.crc32(str(item["charge_id"]).encode()) % rollups.SHARDS
+        counts = sums[(keys.rollup_pk(item["project_id"]), keys.rollup_sk(day, shard))]
+        if visitor is None:
+            counts[f"u|{currency}"] += net
+            counts["un"] += 1
+            continue
+        source = item.get("source") or "(none)"
+        counts[f"r|{source}|{currency}"] += net
+        counts[f"n|{source}"] += 1
+        counts[f"v|{source}|{visitor}"] += 1
+        if item.get("tier") is not None:
+            counts[f"t|{int(item['tier'])}|{currency}"] += net
+    return {key: {k: v for k, v in counts.items() if v} for key, counts in sums.items() if any(counts.values())}
 
 
 def ledger(table: str, charge_id: str) -> dict[str, Any] | None:

@@ -44,3 +44,30 @@ class RateWindowItem(RevenueItem, discriminator="rate_window"):
 
     requests = NumberAttribute(default=0)
     expires_at = TTLAttribute()
+
+
+def rebuilds_pk(project: str) -> str:
+    return f"P#{project}#REBUILD"
+
+
+def rebuild_sk(job: int) -> str:
+    return f"J#{job:013d}"
+
+
+class RebuildItem(RevenueItem, discriminator="rollup_rebuild"):
+    """A rollup rebuild (shared.backfill.rebuild_job) and its report: the last day it checked
+    (`cursor`, moved conditionally, so a day is recorded once), what it found and what it repaired."""
+
+    job = NumberAttribute()
+    repair = BooleanAttribute(default=False)
+    status = UnicodeAttribute(default="running")  # running, completed, failed
+    cursor = UnicodeAttribute(null=True)  # the last day checked (None: none yet)
+    days_checked = NumberAttribute(default=0)
+    items_differing = NumberAttribute(default=0)
+    items_repaired = NumberAttribute(default=0)
+    differences_found = NumberAttribute(default=0)
+    differences = ListAttribute[Any](default=list)  # {day, shard, attribute, stored, expected}, the first ones
+    unsettled = ListAttribute[Any](default=list)  # "<day>#<shard>" of items that kept changing
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)

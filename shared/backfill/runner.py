@@ -16,14 +16,15 @@ from typing import Any
 import stripe
 
 from .. import secrets
+from ..errors import ServiceUnavailable
 from ..integrations import store as integrations
 from ..integrations.models import Integration
 from ..observability import logger
 from ..settings import get_settings
 from ..stripe_api.client import stripe_client
-from . import pages, progress, queue, removal, slices
+from . import pages, progress, queue, rebuild_job, removal, slices
 from .rate import RateBudget, paced_lookups
-from .slices import AnyMessage, RemoveMessage, SliceMessage, StartMessage
+from .slices import AnyMessage, RebuildMessage, RemoveMessage, SliceMessage, StartMessage
 
 # Left when a page starts, for its booking and the continuation: a page's worst case (shared.budget).
 RESERVE_SECONDS = 90.0
@@ -33,6 +34,9 @@ RETRY_DELAYS = (5, 15, 60, 300, 900)  # a slice Stripe refused for the n-th time
 def handle(message: AnyMessage, remaining_seconds: Callable[[], float], receive_count: int) -> None:
     if isinstance(message, RemoveMessage):
         removal.handle(message, remaining_seconds)
+        return
+    if isinstance(message, RebuildMessage):
+        rebuild_job.handle(message, remaining_seconds)
         return
     integration = _current(message)
     if integration is None:
@@ -88,16 +92,18 @@ def _run_slice(
                 logger.warning("backfill failed", reason=reason)
             return
         except stripe.StripeError:  # 429 (not retried by the SDK), 5xx or unreachable after its retry
-            delay = RETRY_DELAYS[min(receive_count - 1, len(RETRY_DELAYS) - 1)]
-            logger.info("backfill slice backs off", delay_seconds=delay)
-            queue.send([message.model_copy(update={"cursor": cursor})], delay_seconds=delay)
+            _back_off(message, cursor, receive_count, "stripe")
             return
         children: list[SliceMessage] = []
         if cursor is None and page.next_cursor:
             children = _split(message, page, slices.heads(rate, time.monotonic() - asked, _max_heads()))
             if children:  # the slice keeps its page's newest part and is done
                 page = page.handed_on(children[0].lt or 0)
-        charges = pages.book(message, page, paced, int(time.time()))
+        try:
+            charges = pages.book(message, page, paced, int(time.time()))
+        except ServiceUnavailable:  # DynamoDB throttled or slow, or decisions outraced by other slices
+            _back_off(message, cursor, receive_count, "booking")
+            return
         oldest = page.oldest if message.phase == "charges" else None  # api.md: the oldest charge's
         done = progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest, children)
         if not done:
@@ -109,6 +115,14 @@ def _run_slice(
                 logger.info("backfill completed", run=message.run)
             return
         cursor = page.next_cursor
+
+
+def _back_off(message: SliceMessage, cursor: str | None, receive_count: int, cause: str) -> None:
+    """The slice goes on later from the page it could not finish (read again then: booking is
+    idempotent), instead of its message waiting out the queue's visibility timeout."""
+    delay = RETRY_DELAYS[min(receive_count - 1, len(RETRY_DELAYS) - 1)]
+    logger.info("backfill slice backs off", delay_seconds=delay, cause=cause)
+    queue.send([message.model_copy(update={"cursor": cursor})], delay_seconds=delay)
 
 
 def _max_heads() -> int:

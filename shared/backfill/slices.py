@@ -59,7 +59,19 @@ class RemoveMessage(BaseModel):
     then_backfill: int | None = None  # slices per phase of the run to start once the data is gone
 
 
-AnyMessage = StartMessage | SliceMessage | RemoveMessage
+class RebuildMessage(BaseModel):
+    """A rebuild of a project's rollups from its ledger (shared.backfill.rebuild_job): days checked in
+    a row while time allows, then itself again; its report item holds where it stands."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["rebuild"] = "rebuild"
+    project_id: str
+    run: int  # the rebuild's id (its report item), not a backfill run
+    repair: bool = False  # False: a dry run, differences reported only
+
+
+AnyMessage = StartMessage | SliceMessage | RemoveMessage | RebuildMessage
 Message = Annotated[AnyMessage, Field(discriminator="kind")]
 MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Message)
 

@@ -1,22 +1,27 @@
 """The revenue report (api.md, Reports) as pure functions: no AWS, unit-testable.
 
-The ledger is read once, streaming: `summarise` folds the selected entries into totals, the
-unattributed bucket, per-tier maps and one bucket per owning visitor (memory grows with visitors,
-not with payments); `report` then groups the visitors by their acquisition source.
+Two sources of the same numbers. `Tally` folds ledger entries (each carries its owner's
+acquisition source) and daily rollup items (shared.revenue.rollups: the same contributions summed
+per UTC day) into totals, the unattributed bucket, per-tier maps and, per source, the money, the
+payments and each owning visitor's payment count; `split` cuts a window into the whole UTC days the
+rollups answer and the partial days at its edges that the ledger answers. `summarise` and `report`
+are the older ledger-plus-profiles path (sources given per visitor), kept for its unit tests.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import InvalidRequest
 
 NO_SOURCE = "(none)"
 TIERS = ("1", "2", "3")
+DAY = 86_400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A "+hh:mm" offset sent unencoded in a query string arrives as " hh:mm" ("+" decodes to a space).
 _PLUS_DECODED_AS_SPACE = re.compile(r"(T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
@@ -69,6 +74,50 @@ def parse_window(from_: str | None, to: str | None) -> Window:
     return Window(start, end)
 
 
+def day_of(second: int) -> str:
+    """The UTC day of an epoch second, as the rollups name it (YYYY-MM-DD)."""
+    return (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A window cut where the rollups can answer it: whole UTC days [first_day, last_day] (None: that
+    side unbounded), and the parts of days at its edges, which only the ledger can answer."""
+
+    edges: tuple[Window, ...] = ()  # at most two windows of less than a day each (or one of < 2 days)
+    days: tuple[str | None, str | None] | None = None  # None: no whole day in the window
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.edges and self.days is None
+
+
+def split(window: Window) -> Split:
+    """The whole UTC days inside the window, and what is left at its edges.
+
+    A `from` that is not a midnight leaves the rest of its day to the ledger, as does a `to` that is
+    not one for the start of its day. A window with no whole day inside (at most the ends of two
+    adjacent days) is the ledger's alone, in one query.
+    """
+    if window.is_empty:
+        return Split()
+    start, end = window.start, window.end
+    # The first midnight at or after start, the last midnight at or before end.
+    first = None if start is None else -(-start // DAY) * DAY
+    last = None if end is None else end // DAY * DAY
+    if last is not None and last <= 0:  # no charge is created before 1970: nothing for the days
+        return Split((Window(start, end),))
+    if first is not None and last is not None and first >= last:  # no whole day inside
+        return Split((window,))
+    edges = []
+    if start is not None and first is not None and start < first:
+        edges.append(Window(start, first))
+    if end is not None and last is not None and last < end:
+        edges.append(Window(last, end))
+    days = (day_of(first) if first is not None else None, day_of(last - DAY) if last is not None else None)
+    return Split(tuple(edges), days)
+
+
 # ---- aggregation -------------------------------------------------------------------------------
 
 
@@ -83,6 +132,7 @@ class LedgerRow:
     refunded: int  # booked refunds
     visitor_id: str | None  # None: unattributed
     tier: int | None
+    source: str | None = None  # the owner's acquisition.source as the entry records it
 
     @property
     def net(self) -> int:
@@ -175,6 +225,91 @@ def report(summary: LedgerSummary, sources: Mapping[str, str | None]) -> dict[st
 def revenue_report(rows: Iterable[LedgerRow], sources: Mapping[str, str | None]) -> dict[str, Any]:
     """`report(summarise(rows), sources)`: the report of these entries."""
     return report(summarise(rows), sources)
+
+
+# ---- the report from ledger entries and rollups ------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """The report's numbers, folded from ledger entries (each with its source) and from rollup
+    items (the same contributions, summed per day). Memory grows with the owning visitors: `owners`
+    keeps each one's payments per source, so that distinct visitors over many days are exact."""
+
+    totals: dict[str, int] = field(default_factory=dict)
+    unattributed: Bucket = field(default_factory=Bucket)
+    by_tier: dict[str, dict[str, int]] = field(default_factory=lambda: {tier: {} for tier in TIERS})
+    by_source: dict[str, Bucket] = field(default_factory=dict)
+    owners: dict[str, Counter[str]] = field(default_factory=dict)  # source -> visitor -> payments
+
+    def add_row(self, row: LedgerRow) -> None:
+        """One ledger entry: its net revenue and one payment, under its recorded source."""
+        _add(self.totals, row.currency, row.net)
+        if row.visitor_id is None:
+            self.unattributed.add(row)
+            return
+        name = source_name(row.source)
+        self._source(name).add(row)
+        self.owners.setdefault(name, Counter())[row.visitor_id] += 1
+        tier = str(row.tier) if row.tier is not None else None
+        if tier in self.by_tier:
+            _add(self.by_tier[tier], row.currency, row.net)
+
+    def add_rollup(self, item: Mapping[str, Any]) -> None:
+        """One rollup item (shared.revenue.rollups): attributes `r|<source>|<currency>`,
+        `n|<source>`, `v|<source>|<visitor>`, `t|<tier>|<currency>`, `u|<currency>` and `un`; a
+        source may hold `|`, a visitor id, tier or currency never does (names split from the right).
+        Other attributes (keys, kind, day, writes) are not counted."""
+        for name, value in item.items():
+            if name == "un":
+                self.unattributed.payments += int(value)
+                continue
+            kind, rest = name[:2], name[2:]
+            if kind == "r|":
+                source, currency = rest.rsplit("|", 1)
+                _add(self._source(source_name(source)).revenue, currency, int(value))
+                _add(self.totals, currency, int(value))
+            elif kind == "n|":
+                self._source(source_name(rest)).payments += int(value)
+            elif kind == "v|":
+                source, visitor = rest.rsplit("|", 1)
+                self.owners.setdefault(source_name(source), Counter())[visitor] += int(value)
+            elif kind == "t|":
+                tier, currency = rest.split("|", 1)
+                if tier in self.by_tier:
+                    _add(self.by_tier[tier], currency, int(value))
+            elif kind == "u|":
+                _add(self.unattributed.revenue, rest, int(value))
+                _add(self.totals, rest, int(value))
+
+    def _source(self, name: str) -> Bucket:
+        return self.by_source.setdefault(name, Bucket())
+
+    def visitors(self, name: str) -> int:
+        """Distinct visitors of the source: those with at least one payment in the window."""
+        return sum(1 for payments in self.owners.get(name, Counter()).values() if payments > 0)
+
+    def body(self) -> dict[str, Any]:
+        """The response body of GET /projects/{project_id}/revenue (api.md). A source is listed when
+        it has a payment in the window (rollups keep zeros where an entry left a source: not listed)."""
+        listed = sorted(name for name, bucket in self.by_source.items() if bucket.payments or self.visitors(name))
+        return {
+            "totals": _nonzero(self.totals),
+            "by_source": [
+                {
+                    "source": name,
+                    "revenue": _nonzero(self.by_source[name].revenue),
+                    "payments": self.by_source[name].payments,
+                    "visitors": self.visitors(name),
+                }
+                for name in listed
+            ],
+            "unattributed": {
+                "revenue": _nonzero(self.unattributed.revenue),
+                "payments": self.unattributed.payments,
+            },
+            "by_tier": {tier: _nonzero(self.by_tier[tier]) for tier in TIERS},
+        }
 
 
 def _add(totals: dict[str, int], currency: str, amount: int) -> None:

@@ -1,25 +1,25 @@
-"""Report data access: ledger entries by Stripe `created` (GSI ByCreated) and owners' acquisition sources.
+"""Report data access: ledger entries by Stripe `created` (GSI ByCreated) and the daily rollups.
 
-Reads only, through the pynamodb models. Throttling after botocore's retries, a batch read that
-DynamoDB keeps leaving unprocessed, or an unreachable endpoint, is `ServiceUnavailable` (503).
+Reads only, Queries only (no profile is read: each entry records its owner's source). Throttling
+after botocore's retries, or an unreachable endpoint, is `ServiceUnavailable` (503).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
 from .. import dynamo, tables
-from ..revenue import keys
-from ..revenue.items import LedgerItem, ProfileItem
-from ..revenue.records import plain
-from ..revenue.store import batch_get
+from ..revenue import keys, rollups
+from ..revenue.items import LedgerItem
 from .revenue import LedgerRow, Window
 
 # Items per Query page; None lets DynamoDB fill 1 MB pages. Tests set it small to exercise paging.
 QUERY_PAGE_LIMIT: int | None = None
-_LEDGER_ATTRIBUTES = ["kind", "charge_id", "created", "currency", "amount", "refunded", "visitor_id", "tier"]
+# `source`: the owner's acquisition.source, kept current by booking (no profile read per owner)
+_LEDGER_ATTRIBUTES = ["kind", "charge_id", "created", "currency", "amount", "refunded", "visitor_id", "tier", "source"]
 
 
 def window_condition(project_id: str, window: Window) -> Condition | None:
@@ -67,16 +67,12 @@ def ledger_row(item: LedgerItem) -> LedgerRow:
         refunded=int(item.refunded or 0),
         visitor_id=item.visitor_id,
         tier=int(item.tier) if item.tier is not None else None,
+        source=item.source,
     )
 
 
-def visitor_sources(project_id: str, visitor_ids: Iterable[str]) -> dict[str, str | None]:
-    """`acquisition.source` of each visitor's profile (None when it has none or no profile is found)."""
-    wanted = sorted(set(visitor_ids))
-    sources: dict[str, str | None] = dict.fromkeys(wanted)
-    for item in batch_get([keys.visitor(project_id, v) for v in wanted]).values():
-        if isinstance(item, ProfileItem):
-            acquisition = plain(item.acquisition) if item.acquisition is not None else None
-            source = acquisition.get("source") if isinstance(acquisition, dict) else None
-            sources[item.visitor_id] = str(source) if source is not None else None
-    return sources
+def rollup_items(project_id: str, first_day: str | None, last_day: str | None) -> Iterator[dict[str, Any]]:
+    """The project's rollup items of the UTC days [first_day, last_day] (None: unbounded), every
+    page of one Query of the project's rollup partition (shared.revenue.rollups.read)."""
+    tables.bind()
+    yield from rollups.read(project_id, first_day, last_day)

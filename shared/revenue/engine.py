@@ -18,7 +18,7 @@ from .. import budget
 from ..errors import DuplicateEvent, NotFound, ServiceUnavailable, StaleUpdate
 from ..identity import VISITOR_METADATA_KEY, email_key, visitor_hint
 from ..observability import Metric, count, logger
-from . import keys, loading, page, store, writer
+from . import keys, loading, page, resourcing, sourcing, store, writer
 from .decision import (
     Arrivals,
     NeedProfiles,
@@ -122,7 +122,7 @@ def _decide(
 
 def _commit(project: str, state: State, deciding: Callable[[], tuple[Decision, Outcome]]) -> Outcome:
     decision, outcome = _deciding(project, state, deciding)
-    writer.commit(project, decision)
+    writer.commit(project, sourcing.attach(project, decision, state.profiles))
     _report(decision)
     return outcome
 
@@ -210,7 +210,7 @@ def _charge_once(
                 return Outcome("duplicate")
         when = int(event.get("created") or time.time())
         decision, outcome = book_refund(ledger_record(booked), facts, when, event["id"])
-        writer.commit(project, decision)
+        writer.commit(project, sourcing.attach(project, decision))
         _report(decision)
         return outcome
     if not facts.books_revenue:
@@ -218,7 +218,7 @@ def _charge_once(
     join = payment_join(at(items, join_key) if join_key else None)
     if root is not None and follows_link(root, facts, join):
         decision, outcome = book_on_link(root, facts, join, event["id"])
-        writer.commit(project, decision)
+        writer.commit(project, sourcing.attach(project, decision))
         _report(decision)
         return outcome
     arrivals = Arrivals(charges={facts.id: facts}, event_id=event["id"])
@@ -256,7 +256,7 @@ def _page_once(
         decision = Decision(
             scopes=[s for f in refunds for s in book_refund(read.booked[f.id], f, seen_at, None)[0].scopes]
         )
-        writer.commit_each(project, decision, _report_intents)
+        writer.commit_each(project, sourcing.attach(project, decision, reads=reads), _report_intents)
         reads.forget(keys.ledger(project, f.id) for f in refunds)
     new = {charge_id: f for charge_id, f in facts.items() if charge_id not in read.booked and f.books_revenue}
     split = page.split(project, new, read, reads)
@@ -266,7 +266,7 @@ def _page_once(
         state = loading.load(project, split.whole, arrivals, customers, fetch_customer, reads)
         whole, _ = _deciding(project, state, lambda: decide(state, split.whole, arrivals))
         decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
-    writer.commit_each(project, decision, _report_intents)
+    writer.commit_each(project, sourcing.attach(project, decision, reads=reads), _report_intents)
     return PageOutcome(charges=len(facts), booked=len(new), refunds=len(refunds))
 
 
@@ -414,7 +414,7 @@ def _sessions_once(
         loaded = loading.load(project, scopes, arrivals, customers, fetch_customer, reads)
         whole, _ = _deciding(project, loaded, lambda: decide(loaded, scopes, arrivals))
         decision = Decision(scopes=decision.scopes + whole.scopes, first=whole.first, last=whole.last)
-    writer.commit_each(project, decision, _report_intents)
+    writer.commit_each(project, sourcing.attach(project, decision, reads=reads), _report_intents)
     return Outcome("resolved")
 
 
@@ -516,6 +516,11 @@ def _id(value: Any) -> str | None:
 
 
 # ---- visitors -------------------------------------------------------------------------------------------
+
+
+def on_source_changed(project: str, visitor_id: str) -> int:
+    """A visitor's acquisition source changed: its entries and their rollups follow (resourcing)."""
+    return _attempts("resource", lambda: resourcing.resource_once(project, visitor_id))
 
 
 def on_visitor_saved(

@@ -128,6 +128,15 @@ class MoveCharge:
 
 
 @dataclass(frozen=True)
+class Resource:
+    """The owner's acquisition.source changed: the entry records the new one, and its rollup
+    contribution moves with it (owner, money and timeline stay)."""
+
+    before: LedgerRecord
+    after: LedgerRecord
+
+
+@dataclass(frozen=True)
 class BookRefund:
     before: LedgerRecord
     after: LedgerRecord
@@ -192,6 +201,7 @@ Intent = (
     | BookCharge
     | MoveCharge
     | BookRefund
+    | Resource
     | PlaceContext
     | PlaceGuestCheckout
     | PlaceSubscription

@@ -60,6 +60,7 @@ class LedgerItem(RevenueItem, discriminator="ledger"):
     refund_steps = ListAttribute[Any](null=True)  # [cumulative refunded, when] per booked delta
     visitor_id = UnicodeAttribute(null=True)
     tier = NumberAttribute(null=True)
+    source = UnicodeAttribute(null=True)  # the owner's acquisition.source (rollups): kept current
     customer_id = UnicodeAttribute(null=True)
     payment_intent = UnicodeAttribute(null=True)
     meta_visitor = UnicodeAttribute(null=True)
@@ -156,6 +157,14 @@ class UnattributedItem(RevenueItem, discriminator="unattributed"):
     amount = NumberAttribute(default=0)
 
 
+class RollupItem(RevenueItem, discriminator="rollup"):
+    """One shard of a day's rollup (shared.revenue.rollups): its money, payments and visitors are
+    top-level number attributes whose names say what they count, so they are not declared here."""
+
+    day = UnicodeAttribute(null=True)
+    writes = NumberAttribute(default=0)  # bumped by every update: a removal deletes only what it read
+
+
 class TimelineItem(RevenueItem, discriminator="timeline"):
     visitor_id = UnicodeAttribute()
     event_id = UnicodeAttribute()
@@ -227,6 +236,7 @@ class ProfileBooking(Model):
     subscriptions = MapAttribute[str, Any](default=dict)  # subscription id -> newest state placed here
     plan = MapAttribute[str, Any](null=True)  # chosen among them (rule 6)
     plan_version = NumberAttribute(null=True)  # checked and bumped by every decision setting the plan
+    acquisition = AcquisitionMap(null=True)  # never written here: a booking checks the source it rolled up
 
 
 MODELS: tuple[type[Model], ...] = (RevenueItem, ProfileBooking)

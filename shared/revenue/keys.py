@@ -56,6 +56,23 @@ def scope_index(project: str, scope: str) -> dict[str, Any]:
     return {"gsi1pk": f"P#{project}#{SCOPES}", "gsi1sk": scope}
 
 
+ROLLUP_PREFIX = "D#"
+
+
+def rollup_pk(project: str) -> str:
+    return f"P#{project}#ROLLUP"
+
+
+def rollup_sk(day: str, shard: int) -> str:
+    """Sorts by day (YYYY-MM-DD), so a Query between two days reads every shard of each."""
+    return f"{ROLLUP_PREFIX}{day}#{shard}"
+
+
+def rollup(project: str, day: str, shard: int) -> dict[str, Any]:
+    """One shard of the project's rollup of a UTC day (shared.revenue.rollups)."""
+    return _key(rollup_pk(project), rollup_sk(day, shard))
+
+
 def unattributed(project: str, currency: str) -> dict[str, Any]:
     """The project's unattributed total in one currency (one item each: created by its first ADD)."""
     return _key(f"P#{project}#UNATTRIBUTED", f"{TOTALS}#{currency}")

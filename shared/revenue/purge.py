@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from .. import budget, dynamo, tables
 from ..errors import ServiceUnavailable, StaleUpdate
 from ..identity import email_key
-from . import keys
+from . import keys, rollups
 from .items import (
     ChargeMemberItem,
     ContextItem,
@@ -43,6 +45,7 @@ from .items import (
     ProfileBooking,
     ProfileItem,
     RevenueItem,
+    RollupItem,
     SessionItem,
     SubscriptionItem,
     UnattributedItem,
@@ -186,14 +189,22 @@ def _remove_charge(project: str, charge_id: str, removed: Removed) -> None:
 
 
 def _remove_zero_totals(project: str) -> None:
-    """Unattributed totals left at zero (a concurrent booking's non-zero one stays)."""
+    """Unattributed totals and rollup items left at zero (a concurrent booking's non-zero one stays:
+    a rollup item is deleted only at the count of writes read)."""
     for item in query_partition(f"P#{project}#UNATTRIBUTED"):
         if isinstance(item, UnattributedItem) and not int(item.amount or 0):
-            try:
-                with dynamo.translate_errors():
-                    item.delete(UnattributedItem.amount == 0)
-            except StaleUpdate:
-                pass
+            _delete_if(item, UnattributedItem.amount == 0)
+    for raw in rollups.read(project):
+        if not any(value for name, value in raw.items() if rollups.is_rollup_attribute(name)):
+            _delete_if(RollupItem(raw["pk"], raw["sk"]), RollupItem.writes == raw.get("writes", 0))
+
+
+def _delete_if(item: RevenueItem, condition: Condition) -> None:
+    try:
+        with dynamo.translate_errors():
+            item.delete(condition)
+    except StaleUpdate:
+        pass
 
 
 # ---- what a scope's items remove ------------------------------------------------------------------
@@ -209,9 +220,12 @@ class _Unit:
     unlinked: dict[str, set[str]] = field(default_factory=dict)  # visitor -> customers
     subscriptions: dict[str, set[str]] = field(default_factory=dict)  # visitor -> subscriptions leaving
     refs: list[Key] = field(default_factory=list)
+    rollups: dict[tuple[str, int], Counter[str]] = field(default_factory=dict)  # (day, shard) -> change
 
     def merge(self, other: _Unit) -> None:
         self.deletes += other.deletes
+        for place, change in other.rollups.items():
+            self.rollups.setdefault(place, Counter()).update(change)
         for key, amount in other.totals.items():
             self.totals[key] = self.totals.get(key, 0) + amount
         self.timeline += other.timeline
@@ -233,13 +247,14 @@ class _Unit:
         items = len(self.items(""))
         owners = {("V", v) for v, _ in self.totals if v} | {("U", c) for v, c in self.totals if v is None}
         owners |= {("V", v) for v in self.unlinked} | {("V", v) for v in self.subscriptions}
-        return items + len(owners)
+        return items + len(owners) + len(self.rollups)
 
 
 def _charge_unit(project: str, record: LedgerRecord, scope: str) -> _Unit:
     f = record.facts
     unit = _Unit(deletes=[(keys.ledger(project, f.id), LedgerItem.version == record.version)])
     unit.totals[(record.visitor_id, f.currency)] = -record.net
+    unit.rollups[rollups.place(record)] = Counter({k: -v for k, v in rollups.contribution(record).items()})
     if record.visitor_id:
         unit.timeline = [(record.visitor_id, entry) for entry in charge_events(record)]
     if f.payment_intent:
@@ -312,6 +327,9 @@ class _Chain:
                 tx.update(UnattributedItem(pk, sk), [UnattributedItem.amount.add(amount)])
             for visitor in sorted({v for v, _ in unit.totals if v} | set(unit.unlinked) | set(unit.subscriptions)):
                 self._update_visitor(tx, visitor, unit)
+            for (day, shard), change in sorted(unit.rollups.items()):
+                if (found := rollups.update(p, day, shard, change)) is not None:
+                    tx.update(*found)
         if self.version is not None:
             self.version += 1
         self.profiles.update(self.after_commit)

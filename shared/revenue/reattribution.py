@@ -1,4 +1,5 @@
-"""Rule 3 from the visitor side: a visitor appearing or identifying can own pending revenue."""
+"""Rule 3 from the visitor side: a visitor appearing or identifying can own pending revenue; a
+visitor whose acquisition source changed takes its revenue's rollups along."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def after_visitor_saved(project_id: str, saved: VisitorSaved) -> bool:
         return False
     visitor_id = saved.visitor.visitor_id
     engine.on_visitor_saved(project_id, visitor_id, pending.created, pending.emails, _lazy_fetcher(project_id))
+    if pending.source:
+        engine.on_source_changed(project_id, visitor_id)
     DynamoVisitorStore.default().clear_pending(project_id, visitor_id, pending.token)
     return True
 

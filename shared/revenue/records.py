@@ -25,6 +25,7 @@ class LedgerRecord:
     refunded: int
     refund_steps: tuple[tuple[int, int], ...]  # (cumulative refunded, when) of each booked refund delta
     version: int
+    source: str | None = None  # the owner's acquisition.source, for the rollups (shared.revenue.sourcing)
 
     @property
     def net(self) -> int:
@@ -56,6 +57,7 @@ def ledger_record(item: LedgerItem) -> LedgerRecord:
         refunded=refunded,
         refund_steps=tuple((int(c), int(t)) for c, t in item.refund_steps or ()),
         version=int(item.version or 0),
+        source=item.source,
     )
 
 
@@ -134,16 +136,18 @@ def session_facts(item: SessionItem) -> SessionFacts:
 @dataclass(frozen=True)
 class Profile:
     """What a decision needs of a visitor's profile to set its plan: the subscriptions placed on it
-    (rule 6 chooses the plan among them) and the version of that choice."""
+    (rule 6 chooses the plan among them) and the version of that choice; and its source."""
 
     visitor_id: str
     subscriptions: dict[str, SubscriptionState] = field(default_factory=dict)
     plan_version: int = 0
+    source: str | None = None  # acquisition.source: what the entries it gains are rolled up under
 
 
 def profile(item: ProfileItem) -> Profile:
     subscriptions = {sid: SubscriptionState(**state) for sid, state in plain(item.subscriptions).items()}
-    return Profile(item.visitor_id, subscriptions, int(item.plan_version or 0))
+    source = item.acquisition.source if item.acquisition is not None else None
+    return Profile(item.visitor_id, subscriptions, int(item.plan_version or 0), source)
 
 
 def plain(value: Any) -> Any:

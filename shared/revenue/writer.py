@@ -12,6 +12,7 @@ transaction, so the ledger/total invariant holds after every one of them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -25,7 +26,7 @@ from pynamodb.transactions import TransactWrite
 from .. import dynamo, tables
 from ..errors import StaleUpdate
 from ..isotime import iso_seconds
-from . import keys
+from . import keys, rollups
 from .intents import (
     AddRef,
     AddSessionMember,
@@ -44,6 +45,7 @@ from .intents import (
     PlaceContext,
     PlaceGuestCheckout,
     PlaceSubscription,
+    Resource,
     SaveRoot,
     SaveSession,
     SetPlan,
@@ -176,6 +178,7 @@ class _OwnerChange:
     unlinked: set[str] = field(default_factory=set)
     subscriptions: dict[str, SubscriptionState | None] = field(default_factory=dict)
     plan: tuple[dict[str, Any] | None, int] | None = None  # (plan, expected plan_version)
+    source: tuple[str | None] | None = None  # (acquisition.source the profile must have), None: unchecked
 
 
 @dataclass
@@ -212,6 +215,7 @@ class Transaction:
         self._ops: dict[tuple[str, str], _Op] = {}
         self._owners: dict[str | None, _OwnerChange] = {}
         self._joins: dict[str, _JoinChange] = {}
+        self._rollups: dict[tuple[str, int], Counter[str]] = {}
         self.intents: list[Intent] = []  # what it writes, for the metrics of what was committed
 
     def __len__(self) -> int:
@@ -222,6 +226,7 @@ class Transaction:
         items: set[tuple[str, ...]] = set(self._ops)
         items |= {("customer", c) for c in self.roots}
         items |= {("payment", pi) for pi in self._joins}
+        items |= {("rollup", day, str(shard)) for day, shard in self._rollups}
         for visitor_id, change in self._owners.items():
             if visitor_id is not None:
                 items.add(("visitor", visitor_id))
@@ -308,8 +313,12 @@ class Transaction:
             case BookRefund(before, after, entry):
                 self._save_ledger(after, expected=before.version)
                 self._add_total(before.visitor_id, before.facts.currency, -(after.refunded - before.refunded))
+                self._roll(before, after)
                 if after.visitor_id:
                     self._put_timeline(after.visitor_id, entry)
+            case Resource(before, after):
+                self._save_ledger(after, expected=before.version)
+                self._roll(before, after)
             case PlaceContext(customer_id, event_key, context, entry, before, after, _stored):
                 if before and before != after:
                     self._delete_timeline(before, entry)
@@ -341,6 +350,7 @@ class Transaction:
         p, facts = self.project, record.facts
         self._save_ledger(record, expected=None)
         self._add_total(record.visitor_id, facts.currency, record.net)
+        self._roll(None, record)
         if record.visitor_id:
             for entry in charge_events(record):
                 self._put_timeline(record.visitor_id, entry)
@@ -352,6 +362,7 @@ class Transaction:
 
     def _move(self, before: LedgerRecord, after: LedgerRecord) -> None:
         self._save_ledger(after, expected=before.version)
+        self._roll(before, after)
         if before.visitor_id != after.visitor_id:
             self._add_total(before.visitor_id, before.facts.currency, -before.net)
             self._add_total(after.visitor_id, after.facts.currency, after.net)
@@ -405,6 +416,7 @@ class Transaction:
             "refund_steps": [list(step) for step in record.refund_steps] or None,
             "visitor_id": record.visitor_id,
             "tier": record.tier,
+            "source": record.source,
             "customer_id": f.customer_id,
             "payment_intent": f.payment_intent,
             "meta_visitor": f.meta_visitor,
@@ -441,6 +453,21 @@ class Transaction:
         amounts = self._owner(visitor_id).amounts
         amounts[currency] = amounts.get(currency, 0) + amount
 
+    def _roll(self, before: LedgerRecord | None, after: LedgerRecord) -> None:
+        """The entry's contribution to its rollup moves from `before` to `after` (None: new), and
+        the owner that gains it must still have the source it is rolled up under."""
+        if before is not None:
+            self._rollup(before).subtract(rollups.contribution(before))
+        self._rollup(after).update(rollups.contribution(after))
+        if after.visitor_id is not None:
+            owner = self._owner(after.visitor_id)
+            if owner.source is not None and owner.source != (after.source,):
+                raise ValueError(f"two sources for visitor {after.visitor_id} in one transaction")
+            owner.source = (after.source,)
+
+    def _rollup(self, record: LedgerRecord) -> Counter[str]:
+        return self._rollups.setdefault(rollups.place(record), Counter())
+
     def _owner(self, visitor_id: str | None) -> _OwnerChange:
         return self._owners.setdefault(visitor_id, _OwnerChange())
 
@@ -468,7 +495,9 @@ class Transaction:
                 charges=set(join.charges | join_change.charges) or None,
                 version=join.version,
             )
-        self.roots, self._owners, self._joins = {}, {}, {}
+        for (day, shard), rolled in sorted(self._rollups.items()):
+            self._flush_rollup(day, shard, rolled)
+        self.roots, self._owners, self._joins, self._rollups = {}, {}, {}, {}
 
     def _flush_root(self, customer: str, write: _RootWrite) -> None:
         save, record, link = write.save, write.save.record, write.save.link
@@ -504,6 +533,13 @@ class Transaction:
             ]
             self._add((pk, sk), _Op("update", "unattributed", _update(UnattributedItem(pk, sk), actions)))
 
+    def _flush_rollup(self, day: str, shard: int, change: Counter[str]) -> None:
+        pk, sk = pk_sk(keys.rollup(self.project, day, shard))
+        found = rollups.update(self.project, day, shard, change)
+        if found is not None:
+            item, actions = found
+            self._add((pk, sk), _Op("update", "rollup", _update(item, actions)))
+
     def _flush_visitor(self, visitor_id: str, change: _OwnerChange) -> None:
         """One update of the visitor's profile: every currency, link and plan change at once."""
         b = ProfileBooking
@@ -514,16 +550,21 @@ class Transaction:
             slot = b.subscriptions[subscription_id]
             actions.append(slot.remove() if state is None else slot.set(asdict(state)))
         condition = b.pk.exists()  # totals only on a visitor that exists
+        if change.source is not None:  # the source its new or moved entries are rolled up under
+            source = change.source[0]
+            held = b.acquisition.source  # (typed str by pynamodb; a path here)
+            condition &= held == source if source is not None else held.does_not_exist()  # type: ignore[attr-defined]
         if change.plan is not None:
             chosen, expected = change.plan
             actions.append(b.plan.remove() if chosen is None else b.plan.set(chosen))
             actions.append(b.plan_version.set(expected + 1))
             read = b.plan_version == expected
             condition &= (b.plan_version.does_not_exist() | read) if expected == 0 else read
-        if not actions:
-            return
         pk, sk = pk_sk(keys.visitor(self.project, visitor_id))
-        self._add((pk, sk), _Op("update", "visitor", _update(b(pk, sk), actions, condition)))
+        if actions:
+            self._add((pk, sk), _Op("update", "visitor", _update(b(pk, sk), actions, condition)))
+        elif change.source is not None:  # entries re-sourced: nothing to add, the source still checked
+            self._add((pk, sk), _Op("check", "visitor", lambda tx: tx.condition_check(b, pk, sk, condition)))
 
     # -- writing ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 import stripe
 
 from ..errors import InvalidPayload, InvalidSignature
+from .events import REQUIRED_FIELDS
 
 TOLERANCE_SECONDS = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -60,3 +61,14 @@ def verify(payload: str, signature: str, secret: str) -> dict[str, Any]:
     ):
         raise InvalidPayload("The body is not a Stripe event.")
     return event
+
+
+def check_object(event: dict[str, Any]) -> None:
+    """InvalidPayload unless the event's object has the fields its type is booked from."""
+    obj = event["data"]["object"]
+    for prefix, fields in REQUIRED_FIELDS.items():
+        if event["type"].startswith(prefix):
+            for name, kind in fields.items():
+                value = obj.get(name)
+                if not isinstance(value, kind) or isinstance(value, bool):
+                    raise InvalidPayload(f"The event's {prefix.rstrip('.')} has no valid `{name}`.")

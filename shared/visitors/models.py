@@ -105,9 +105,12 @@ class Reattribution:
     token: int
     created: bool  # the visitor appeared: scopes naming its id
     emails: tuple[str, ...]  # email keys whose "identified first" may have changed
+    source: bool = False  # acquisition.source changed: its ledger entries and rollups follow
 
-    def merged(self, token: int, created: bool, emails: tuple[str, ...]) -> Reattribution:
-        return Reattribution(token, self.created or created, tuple(sorted({*self.emails, *emails})))
+    def merged(self, token: int, created: bool, emails: tuple[str, ...], source: bool = False) -> Reattribution:
+        return Reattribution(
+            token, self.created or created, tuple(sorted({*self.emails, *emails})), self.source or source
+        )
 
 
 class _Unset(Enum):

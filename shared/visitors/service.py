@@ -132,6 +132,10 @@ def leaving(
     return tuple(writes)
 
 
+def _source(visitor: Visitor) -> str | None:
+    return visitor.acquisition.source if visitor.acquisition is not None else None
+
+
 class VisitorService:
     def __init__(self, store: VisitorStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._store = store
@@ -154,10 +158,11 @@ class VisitorService:
             current = self._store.get(project_id, visitor_id, consistent=True)
             visitor, move = apply_changes(current, project_id, visitor_id, changes, self._clock())
             moved = tuple(entry[0] for entry in (move.left, move.joined) if entry is not None)
-            pending_changed = current is None or bool(moved)
+            resourced = current is not None and _source(current) != _source(visitor)
+            pending_changed = current is None or bool(moved) or resourced
             if pending_changed:
                 token, base = visitor.version or 0, visitor.pending or Reattribution(0, False, ())
-                visitor = replace(visitor, pending=base.merged(token, current is None, moved))
+                visitor = replace(visitor, pending=base.merged(token, current is None, moved, resourced))
             write = VisitorWrite(
                 visitor=visitor,
                 fields=changes.given(),

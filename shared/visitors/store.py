@@ -89,9 +89,8 @@ class DynamoVisitorStore:
         ]
         if write.pending_changed and visitor.pending is not None:
             pending = visitor.pending
-            values.append(
-                (p.pending, {"token": pending.token, "created": pending.created, "emails": list(pending.emails)})
-            )
+            stored = {"token": pending.token, "created": pending.created, "emails": list(pending.emails)}
+            values.append((p.pending, stored | ({"source": True} if pending.source else {})))
         for name in sorted(write.fields):
             if name == "email":
                 values += [
@@ -224,7 +223,9 @@ def _visitor(project_id: str, visitor_id: str, item: ProfileItem) -> Visitor:
 def _pending(value: Any) -> Reattribution | None:
     if not isinstance(value, dict):
         return None
-    return Reattribution(int(value["token"]), bool(value.get("created")), tuple(value.get("emails") or ()))
+    return Reattribution(
+        int(value["token"]), bool(value.get("created")), tuple(value.get("emails") or ()), bool(value.get("source"))
+    )
 
 
 def _event(item: TimelineItem) -> TimelineEvent:

@@ -112,14 +112,15 @@ class Path:
 CALLS = {
     "charge_of_a_new_customer_unattributed": 6,
     "charge_of_a_new_customer_attributed": 6,
-    "charge_of_a_linked_customer": 3,
-    "charge_refunded": 3,
+    "charge_of_a_linked_customer": 4,  # + the owner's source, which its rollup is kept under
+    "charge_refunded": 4,
     "session_moving_the_link": 8,
     "subscription_updated_plan": 4,
     "invoice_paid": 4,
     "put_creates_a_visitor_named_by_metadata": 9,
-    "put_sets_an_email_of_pending_charges": 11,
-    "put_changes_the_email": 14,
+    "put_sets_an_email_of_pending_charges": 12,  # + the new owner's source
+    "put_changes_the_email": 15,  # + the new owner's source
+    "put_changes_the_source": 8,
 }
 
 
@@ -270,6 +271,18 @@ def build_paths(m: Merchant) -> dict[str, Path]:
         ledger={first: ("v10-next", 2, 1700), second: ("v10-next", 3, 700)},
         links={customer: "v10-next"},
         timelines={"v10-first": {"Charge Succeeded": 0}, "v10-next": {"Charge Succeeded": 2}},
+    )
+
+    # A visitor who paid twice changes its acquisition source: its entries and their rollups follow.
+    customer = m.customer("source11@example.com")
+    first = m.pay(1300, customer)
+    m.later()
+    second = m.pay(800, customer)
+    paths["put_changes_the_source"] = Path(
+        [put("v11", {"email": "source11@example.com", "acquisition": {"source": "google"}}), *events(m.new_events())],
+        put("v11", {"acquisition": {"source": "twitter"}}),
+        ledger={first: ("v11", 2, 1300), second: ("v11", 3, 800)},
+        links={customer: "v11"},
     )
     assert set(paths) == set(CALLS)
     return paths

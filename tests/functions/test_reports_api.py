@@ -1,5 +1,7 @@
-"""The reports handler (functions.reports_api.app) end to end on moto: ledger entries and visitor profiles
-written in the documented layout (docs/data-model.md), the report read through the GSI ByCreated."""
+"""The reports handler (functions.reports_api.app) end to end on moto: ledger entries, visitor profiles
+and the daily rollups written in the documented layout (docs/data-model.md; the rollups summed from the
+entries as tests.revenue_checks.rollups_from_ledger does); the report reads whole UTC days from the
+rollups and the partial days at the window's edges through the GSI ByCreated."""
 
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ from shared.revenue import keys
 from tests import raw
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
+from tests.revenue_checks import rollups_from_ledger, scan
 
 REVENUE = "/projects/{project_id}/revenue"
 P = "proj-1"
 T0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+DAY = 86_400
 
 
 def iso(epoch: float) -> str:
@@ -58,10 +62,12 @@ def entry_item(
     currency: str = "usd",
     visitor: str | None = None,
     tier: int | None = None,
+    source: str | None = None,
     project: str = P,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A ledger entry as booking writes it: no visitor_id and no tier when unattributed."""
+    """A ledger entry as booking writes it: no visitor_id, tier or source when unattributed; `source`
+    is the owner's acquisition.source (booking keeps it current), absent when the owner has none."""
     values = {
         "project_id": project,
         "charge_id": charge_id,
@@ -71,6 +77,7 @@ def entry_item(
         "refunded": refunded,
         "visitor_id": visitor,
         "tier": tier,
+        "source": source,
         "customer_id": f"cus_{visitor or 'anon'}",
         "kind": "ledger",
         "version": 1,
@@ -93,6 +100,23 @@ def profile_item(visitor: str, source: str | None, *, project: str = P) -> dict[
 
 
 def write(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
+    """The items, then the rollups as booking keeps them: summed again from every ledger entry."""
+    _put(aws, items)
+    if any(item["sk"]["S"] == keys.LEDGER for item in items):
+        _put(
+            aws,
+            [rollup_item(pk, sk, counts) for (pk, sk), counts in rollups_from_ledger(scan(aws.revenue_table)).items()],
+        )
+
+
+def rollup_item(pk: str, sk: str, counts: dict[str, int]) -> dict[str, Any]:
+    """One day shard of a project's rollup (shared.revenue.rollups): counts as top-level numbers."""
+    project = pk.removeprefix("P#").removesuffix("#ROLLUP")
+    values = {"kind": "rollup", "project_id": project, "day": sk.split("#")[1], "writes": 1, **counts}
+    return {"pk": {"S": pk}, "sk": {"S": sk}, **raw.to_item(values)}
+
+
+def _put(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
     client = boto3.client("dynamodb")
     for start in range(0, len(items), 25):
         chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
@@ -100,14 +124,22 @@ def write(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
         assert not response.get("UnprocessedItems")
 
 
-def count_queries() -> list[dict[str, Any]]:
-    """The Query calls the handler makes from now on (their parameters), through botocore's events."""
+def count_queries(operation: str = "Query") -> list[dict[str, Any]]:
+    """The calls of the operation the handler makes from now on (their parameters), through botocore's events."""
     calls: list[dict[str, Any]] = []
     for client in tables.clients():
         client.meta.events.register(
-            "provide-client-params.dynamodb.Query", lambda params, **_: calls.append(dict(params))
+            f"provide-client-params.dynamodb.{operation}", lambda params, **_: calls.append(dict(params))
         )
     return calls
+
+
+def index_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [q for q in queries if q.get("IndexName") == "ByCreated"]
+
+
+def rollup_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [q for q in queries if "IndexName" not in q]  # the table's own key: the rollup partition
 
 
 @pytest.fixture
@@ -120,15 +152,15 @@ def ledger(aws: AwsEnv) -> None:
             profile_item("v2", "google"),
             profile_item("v3", None),
             profile_item("v4", "newsletter"),
-            entry_item("ch_1", T0, 2500, visitor="v1", tier=1),
-            entry_item("ch_2", T0 + 100, 1000, refunded=400, visitor="v1", tier=3),
-            entry_item("ch_3", T0 + 200, 3000, refunded=3000, visitor="v2", tier=2),  # fully refunded
+            entry_item("ch_1", T0, 2500, visitor="v1", tier=1, source="google"),
+            entry_item("ch_2", T0 + 100, 1000, refunded=400, visitor="v1", tier=3, source="google"),
+            entry_item("ch_3", T0 + 200, 3000, refunded=3000, visitor="v2", tier=2, source="google"),  # fully refunded
             entry_item("ch_4", T0 + 300, 5000, currency="jpy", visitor="v3", tier=2),
             entry_item("ch_5", T0 + 400, 700),  # unattributed
-            entry_item("ch_6", T0 + 500, 900, currency="eur", visitor="v4", tier=1),
+            entry_item("ch_6", T0 + 500, 900, currency="eur", visitor="v4", tier=1, source="newsletter"),
             # Another project's money, with the same visitor id and the same `created`: never counted.
             profile_item("v1", "bing", project="proj-2"),
-            entry_item("ch_9", T0 + 100, 99_999, visitor="v1", tier=1, project="proj-2"),
+            entry_item("ch_9", T0 + 100, 99_999, visitor="v1", tier=1, source="bing", project="proj-2"),
             # Items beside the ledger: the GSI holds only ledger entries.
             {
                 **keys.unattributed(P, "usd"),
@@ -214,7 +246,7 @@ def test_a_project_without_ledger_has_an_empty_report(aws: AwsEnv, lambda_contex
 
 
 def test_an_owner_without_a_profile_counts_under_none(aws: AwsEnv, lambda_context: Any) -> None:
-    write(aws, [entry_item("ch_1", T0, 1200, visitor="gone", tier=3)])
+    write(aws, [entry_item("ch_1", T0, 1200, visitor="gone", tier=3)])  # booking recorded no source
 
     assert report(lambda_context)["by_source"] == [
         {"source": "(none)", "revenue": {"usd": 1200}, "payments": 1, "visitors": 1}
@@ -224,33 +256,60 @@ def test_an_owner_without_a_profile_counts_under_none(aws: AwsEnv, lambda_contex
 def test_every_page_of_the_index_is_read(aws: AwsEnv, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "QUERY_PAGE_LIMIT", 4)
     write(aws, [profile_item("v1", "google")])
-    write(aws, [entry_item(f"ch_{i:02d}", T0 + i, 100, visitor="v1" if i % 2 else None, tier=1) for i in range(30)])
+    entries = [
+        entry_item(
+            f"ch_{i:02d}", T0 + i, 100, visitor="v1" if i % 2 else None, tier=1, source="google" if i % 2 else None
+        )
+        for i in range(30)
+    ]
+    write(aws, entries)
     queries = count_queries()
 
     body = report(lambda_context, **{"from": iso(T0 + 3), "to": iso(T0 + 28)})  # ch_03 .. ch_27: 25 entries
 
-    assert len(queries) == 7  # 25 entries in pages of 4
+    assert len(queries) == 7  # 25 entries in pages of 4 (inside one day: the index alone, no rollup)
     assert all(q["IndexName"] == "ByCreated" and q["Limit"] == 4 for q in queries)
     assert body["totals"] == {"usd": 2500}
     assert body["by_source"] == [{"source": "google", "revenue": {"usd": 1300}, "payments": 13, "visitors": 1}]
     assert body["unattributed"] == {"revenue": {"usd": 1200}, "payments": 12}
 
 
-def test_a_large_ledger_is_read_past_dynamodbs_1_mb_pages(aws: AwsEnv, lambda_context: Any) -> None:
-    """1,200 entries of ~1 KB owned by 150 visitors: several 1 MB Query pages, two BatchGetItem chunks."""
+@pytest.mark.parametrize(
+    ("query", "index_pages"),
+    [
+        # All time: whole days only, from the rollups (one Query, one page); no entry is read.
+        ({}, 0),
+        # To a time inside Nov 1: the days before it from the rollups (none), the part of Nov 1 from
+        # the index: 1,200 entries of ~1 KB, more than one 1 MB page.
+        ({"to": iso(T0 + 1200)}, 2),
+    ],
+)
+def test_a_large_ledger_is_read_past_dynamodbs_1_mb_pages(
+    aws: AwsEnv, lambda_context: Any, query: dict[str, str], index_pages: int
+) -> None:
+    """1,200 entries of ~1 KB owned by 150 visitors, all created on one day."""
     sources = ["google", "bing", "newsletter", None]
     write(aws, [profile_item(f"v{n:03d}", sources[n % 4]) for n in range(150)])
     padding = ["x" * 900]  # stands for the emails booking keeps on an entry
     entries = [
-        entry_item(f"ch_{i:04d}", T0 + i, 1000, refunded=100 * (i % 2), visitor=f"v{i % 150:03d}", tier=1 + i % 3)
+        entry_item(
+            f"ch_{i:04d}",
+            T0 + i,
+            1000,
+            refunded=100 * (i % 2),
+            visitor=f"v{i % 150:03d}",
+            tier=1 + i % 3,
+            source=sources[i % 150 % 4],
+        )
         for i in range(1200)
     ]
     write(aws, [{**item, **raw.to_item({"emails": padding})} for item in entries])
     queries = count_queries()
 
-    body = report(lambda_context)
+    body = report(lambda_context, **query)
 
-    assert len(queries) >= 2
+    assert len(index_queries(queries)) >= index_pages
+    assert len(rollup_queries(queries)) == 1
     assert body["totals"] == {"usd": 1200 * 1000 - 600 * 100}
     assert {s["source"]: (s["payments"], s["visitors"]) for s in body["by_source"]} == {
         "(none)": (296, 37),
@@ -320,12 +379,84 @@ def test_a_failing_query_is_503(lambda_context: Any, failure: Any) -> None:
 
 
 @pytest.mark.usefixtures("ledger")
-def test_profiles_left_unprocessed_after_retries_are_503(lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    def unprocessed(requests: Any) -> Any:
-        raise ServiceUnavailable("DynamoDB left keys unprocessed after retries; retry.")
+@pytest.mark.parametrize("query", [{}, {"from": iso(T0 + 100)}, {"to": iso(T0 + 450)}])
+def test_a_failing_index_or_rollup_query_is_503(
+    lambda_context: Any, monkeypatch: pytest.MonkeyPatch, query: dict[str, str]
+) -> None:
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise ServiceUnavailable("DynamoDB is throttling; retry.")
 
-    monkeypatch.setattr(store, "batch_get", unprocessed)
+    monkeypatch.setattr(store, "ledger_rows", unavailable)
+    monkeypatch.setattr(store, "rollup_items", unavailable)
 
-    status, body = call(lambda_context)
+    status, body = call(lambda_context, **query)
 
     assert (status, body["error"]["code"]) == (503, "service_unavailable")
+
+
+# ---- what it reads: rollups for whole days, the index for the edges, never a profile ---------------
+
+
+@pytest.mark.usefixtures("ledger")
+@pytest.mark.parametrize(
+    ("query", "rollup", "index"),
+    [
+        ({}, 1, 0),  # all time: whole days only
+        ({"from": "2026-10-01", "to": "2026-12-01"}, 1, 0),  # midnights: whole days only
+        ({"from": iso(T0 - 3 * DAY + 5), "to": iso(T0 + 2 * DAY + 7)}, 1, 2),  # both edges inside days
+        ({"from": iso(T0 - DAY + 5)}, 1, 1),  # from inside a day, to open
+        ({"to": iso(T0 + 450)}, 1, 1),  # the days before Nov 1, then Nov 1 until 00:07:30
+        ({"from": iso(T0 + 100), "to": iso(T0 + 450)}, 0, 1),  # inside one day: the index alone
+        ({"from": iso(T0 - 60), "to": iso(T0 + 450)}, 0, 1),  # two partial days, no whole one: one query
+    ],
+)
+def test_whole_days_come_from_the_rollups_and_partial_days_from_the_index(
+    lambda_context: Any, query: dict[str, str], rollup: int, index: int
+) -> None:
+    queries = count_queries()
+    batch_gets = count_queries("BatchGetItem")
+
+    body = report(lambda_context, **query)
+
+    assert (len(rollup_queries(queries)), len(index_queries(queries))) == (rollup, index)
+    assert batch_gets == []  # the entries record their owner's source: no profile is read
+    assert body["totals"]  # the fixture's charges are all inside every one of these windows
+
+
+@pytest.mark.usefixtures("ledger")
+def test_a_window_cut_across_days_adds_up(aws: AwsEnv, lambda_context: Any) -> None:
+    # Given charges on Nov 2 (a whole day of the window) and Nov 3 (its last, partial day)
+    write(
+        aws,
+        [
+            entry_item("ch_7", T0 + DAY + 10, 111, visitor="v1", tier=1, source="google"),
+            entry_item("ch_8", T0 + 2 * DAY + 60, 222, visitor="v4", tier=2, source="newsletter"),
+            entry_item("ch_10", T0 + 2 * DAY + 43_200, 444, visitor="v4", tier=2, source="newsletter"),  # at `to`
+        ],
+    )
+
+    # When the window runs from ch_3 (Nov 1, 00:03:20: the index) to Nov 3 12:00 (the index), Nov 2 whole
+    body = report(lambda_context, **{"from": iso(T0 + 200), "to": iso(T0 + 2 * DAY + 43_200)})
+
+    # Then ch_3 .. ch_6 of Nov 1, ch_7 of Nov 2 and ch_8 of Nov 3 count; v1 and v2 are google's
+    assert body == {
+        "totals": {"eur": 900, "jpy": 5000, "usd": 111 + 222 + 700},
+        "by_source": [
+            {"source": "(none)", "revenue": {"jpy": 5000}, "payments": 1, "visitors": 1},
+            {"source": "google", "revenue": {"usd": 111}, "payments": 2, "visitors": 2},
+            {"source": "newsletter", "revenue": {"eur": 900, "usd": 222}, "payments": 2, "visitors": 1},
+        ],
+        "unattributed": {"revenue": {"usd": 700}, "payments": 1},
+        "by_tier": {"1": {"eur": 900, "usd": 111}, "2": {"jpy": 5000, "usd": 222}, "3": {}},
+    }
+
+
+def test_the_source_is_the_one_the_entry_records(aws: AwsEnv, lambda_context: Any) -> None:
+    """Booking keeps an entry's `source` equal to its owner's acquisition.source; the report trusts it
+    (here the two disagree on purpose, which booking never leaves: the entry wins, on every path)."""
+    write(aws, [profile_item("v1", "google"), entry_item("ch_1", T0 + 10, 500, visitor="v1", tier=1, source="bing")])
+
+    for query in ({}, {"from": iso(T0 + 1)}):
+        assert report(lambda_context, **query)["by_source"] == [
+            {"source": "bing", "revenue": {"usd": 500}, "payments": 1, "visitors": 1}
+        ]

@@ -34,7 +34,7 @@ from shared.revenue import keys
 from shared.stripe_api.events import PROCESSED_EVENT_TYPES
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv, FakeLambdaContext
-from tests.revenue_checks import assert_invariant, scan
+from tests.revenue_checks import assert_invariant, assert_sources_current, scan
 
 VISITOR = "/projects/{project_id}/visitors/{visitor_id}"
 TIMELINE = VISITOR + "/timeline"
@@ -211,6 +211,7 @@ class Shop:
 
     def invariant(self) -> None:
         assert_invariant(self.aws.revenue_table)
+        assert_sources_current(self.aws.revenue_table)
 
     def state(self, visitor_ids: Sequence[str]) -> dict[str, Any]:
         """What a merchant can see, plus the ledger and customer links: for comparing two runs."""
@@ -298,6 +299,7 @@ def shops_fixture(stripe_env: None, aws: AwsEnv, control: EmulatorControl, accou
     finally:
         control.call("POST", "clock", {"offset": offset})  # the emulator outlives the test
     assert_invariant(aws.revenue_table)
+    assert_sources_current(aws.revenue_table)
 
 
 @pytest.fixture(name="shop")
