@@ -29,6 +29,7 @@ from .slices import AnyMessage, RebuildMessage, RemoveMessage, SliceMessage, Sta
 # Left when a page starts, for its booking and the continuation: a page's worst case (shared.budget).
 RESERVE_SECONDS = 90.0
 RETRY_DELAYS = (5, 15, 60, 300, 900)  # a slice Stripe refused for the n-th time in a row goes on after
+MAX_BACKOFFS = 8  # a slice DynamoDB refused this often in a row (about 50 minutes) fails its message
 
 
 def handle(message: AnyMessage, remaining_seconds: Callable[[], float], receive_count: int) -> None:
@@ -45,7 +46,17 @@ def handle(message: AnyMessage, remaining_seconds: Callable[[], float], receive_
         # a duplicate start queues the slices twice: harmless, each resumes from its item or stops
         queue.send(slices.plan(message.project_id, message.run, int(time.time()), message.per_phase))
         return
-    _run_slice(integration, message, remaining_seconds, receive_count)
+    try:
+        _run_slice(integration, message, remaining_seconds, receive_count)
+    except ServiceUnavailable:  # DynamoDB throttled or slow, or decisions outraced by other slices
+        # The slice's item says where it stands, so the message can go again soon rather than wait out
+        # the queue's visibility timeout (6 x the function's); a page not recorded is read again.
+        # Past MAX_BACKOFFS in a row the message fails as any other (and the run, after its retries).
+        if message.backoffs >= MAX_BACKOFFS:
+            raise
+        delay = RETRY_DELAYS[min(message.backoffs, len(RETRY_DELAYS) - 1)]
+        logger.info("backfill slice backs off", delay_seconds=delay, cause="dynamodb")
+        queue.send([message.model_copy(update={"backoffs": message.backoffs + 1})], delay_seconds=delay)
 
 
 def _current(message: StartMessage | SliceMessage) -> Integration | None:
@@ -81,7 +92,7 @@ def _run_slice(
     cursor = state.cursor if state is not None else None
     while True:
         if time.time() >= deadline or not budget.acquire(deadline):
-            queue.send([message.model_copy(update={"cursor": cursor})])
+            queue.send([message.model_copy(update={"cursor": cursor, "backoffs": 0})])
             return
         asked = time.monotonic()
         try:
@@ -99,11 +110,7 @@ def _run_slice(
             children = _split(message, page, slices.heads(rate, time.monotonic() - asked, _max_heads()))
             if children:  # the slice keeps its page's newest part and is done
                 page = page.handed_on(children[0].lt or 0)
-        try:
-            charges = pages.book(message, page, paced, int(time.time()))
-        except ServiceUnavailable:  # DynamoDB throttled or slow, or decisions outraced by other slices
-            _back_off(message, cursor, receive_count, "booking")
-            return
+        charges = pages.book(message, page, paced, int(time.time()))
         oldest = page.oldest if message.phase == "charges" else None  # api.md: the oldest charge's
         done = progress.page_done(message, cursor, page.next_cursor, len(page.objects), charges, oldest, children)
         if not done:

@@ -45,6 +45,7 @@ class SliceMessage(BaseModel):
     slices: int  # planned for the run, all phases (children of dense slices add to the integration's count)
     cursor: str | None = None  # where the slice stood when the message was sent (for people)
     depth: int = 0  # splits above it: each level's children are longer (fewer part pages a page)
+    backoffs: int = 0  # sent again after DynamoDB refused it, in a row (shared.backfill.runner)
 
 
 class RemoveMessage(BaseModel):

@@ -173,10 +173,18 @@ def test_a_page_whose_progress_fails_once_is_read_again_and_counted_once(
 
     with acting_as("IntegrationApiFunction"):
         connect(PROJECT, history.restricted_key)
-    with mock.patch.object(progress, "page_done", failing_once):
+    sent, real_send = [], queue.send
+
+    def recording(messages: Any, **kwargs: Any) -> None:
+        sent.extend(messages)
+        real_send(messages, **kwargs)
+
+    with mock.patch.object(progress, "page_done", failing_once), mock.patch.object(queue, "send", recording):
         drain()
-    # Then the message failed once, was delivered again, and nothing was counted or booked twice
+    # Then the slice was sent again at once (not left to the queue's visibility timeout), its page
+    # read again, and nothing was counted or booked twice
     assert failures
+    assert [m.backoffs for m in sent if m.kind == "slice" and m.backoffs] == [1]
     charges = charges_of(control, history)
     assert backfill_of()["status"] == "completed"
     assert backfill_of()["charges_imported"] == len(charges)

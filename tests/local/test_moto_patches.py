@@ -469,3 +469,63 @@ def test_patch_serves_moto_server(moto_server: str, monkeypatch: pytest.MonkeyPa
     assert codes(error) == ["None", "None", "ConditionalCheckFailed"]
     assert all_items(client) == [{"pk": {"S": "a"}, "n": {"N": "1"}}, {"pk": {"S": "guard"}}]
     assert len(calls) == 3  # the server ran the patched transaction
+
+
+# ---- Query: the partition only ------------------------------------------------------------------
+
+
+def _queries(client: Any) -> list[Any]:
+    """Items in 40 partitions, then base-table Queries of every kind moto answers: conditions on the
+    sort key, both orders, pages, filters, projections."""
+    create_table(client, composite=True)
+    for p in range(40):
+        for s in range(25):
+            client.put_item(
+                TableName=TABLE,
+                Item={"pk": {"S": f"p{p % 7}-{p}"}, "sk": {"S": f"s{s:03d}"}, "n": {"N": str(p * s % 11)}},
+            )
+    answers = []
+    asks: list[dict[str, Any]] = [
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "p3-10"}}},
+        {
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {":p": {"S": "p5-12"}, ":a": {"S": "s003"}, ":b": {"S": "s017"}},
+            "ScanIndexForward": False,
+        },
+        {
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :a)",
+            "FilterExpression": "n > :z",
+            "ExpressionAttributeValues": {":p": {"S": "p0-21"}, ":a": {"S": "s01"}, ":z": {"N": "3"}},
+            "ProjectionExpression": "sk, n",
+        },
+        {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "nobody"}}},
+    ]
+    for ask in asks:
+        kwargs: dict[str, Any] = {"TableName": TABLE, "Limit": 7, **ask}
+        while True:
+            page = client.query(**kwargs)
+            answers.append((page["Items"], page["Count"], page.get("LastEvaluatedKey")))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return answers
+
+
+def test_a_query_walks_only_its_partition_and_answers_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given moto's own answers to base-table Queries over a table of 40 partitions
+    expected = in_moto(_queries, patched=False)
+    # When the same Queries run patched, counting the items moto's query loop is handed
+    walked: list[int] = []
+    original = moto_patches._all_items
+
+    def counting(self: Any) -> Any:
+        items = list(original(self))
+        walked.append(len(items))
+        return iter(items)
+
+    monkeypatch.setitem(moto_patches._PATCHED, (moto_patches.Table, "all_items"), counting)
+    actual = in_moto(_queries, patched=True)
+    # Then the answers are the same, pages included, and each Query walked one partition (25 items)
+    assert actual == expected
+    assert walked
+    assert max(walked) <= 25
