@@ -58,7 +58,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     for cls, name in moto_patches._ORIGINALS:
-        monkeypatch.setattr(cls, name, vars(cls)[name])
+        monkeypatch.setattr(cls, name, getattr(cls, name))
     patch_moto_transactions()
 
 
@@ -374,7 +374,7 @@ def test_patch_wraps_the_item_operations_and_unpatch_restores_moto() -> None:
     moto_patches.unpatch_moto_transactions()
 
     for (cls, name), original in moto_patches._ORIGINALS.items():
-        assert vars(cls)[name] is original
+        assert getattr(cls, name) is original
         assert original.__module__.startswith("moto."), (cls, name)
     for name in ITEM_OPERATIONS:
         assert patched[name] is not vars(DynamoDBBackend)[name], name

@@ -32,7 +32,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     for cls, name in moto_patches._ORIGINALS:
-        monkeypatch.setattr(cls, name, vars(cls)[name])
+        monkeypatch.setattr(cls, name, getattr(cls, name))
 
 
 @pytest.fixture
@@ -475,14 +475,21 @@ def test_patch_serves_moto_server(moto_server: str, monkeypatch: pytest.MonkeyPa
 
 
 def _queries(client: Any) -> list[Any]:
-    """Items in 40 partitions, then base-table Queries of every kind moto answers: conditions on the
-    sort key, both orders, pages, filters, projections."""
+    """Items in 40 partitions (every kind of value), then base-table Queries of every kind moto
+    answers: conditions on the sort key, both orders, pages, filters, projections."""
     create_table(client, composite=True)
     for p in range(40):
         for s in range(25):
             client.put_item(
                 TableName=TABLE,
-                Item={"pk": {"S": f"p{p % 7}-{p}"}, "sk": {"S": f"s{s:03d}"}, "n": {"N": str(p * s % 11)}},
+                Item={
+                    "pk": {"S": f"p{p % 7}-{p}"},
+                    "sk": {"S": f"s{s:03d}"},
+                    "n": {"N": str(p * s % 11)},
+                    "m": {"M": {"a": {"L": [{"N": "1.5"}, {"BOOL": True}, {"NULL": True}]}, "r|x|usd": {"N": "-7"}}},
+                    "ss": {"SS": ["a", "b"]},
+                    "b": {"B": bytes([p, s])},
+                },
             )
     answers = []
     asks: list[dict[str, Any]] = [
@@ -525,7 +532,8 @@ def test_a_query_walks_only_its_partition_and_answers_as_moto_does(monkeypatch: 
 
     monkeypatch.setitem(moto_patches._PATCHED, (moto_patches.Table, "all_items"), counting)
     actual = in_moto(_queries, patched=True)
-    # Then the answers are the same, pages included, and each Query walked one partition (25 items)
+    # Then the answers are the same, pages included (their bodies written by json.dumps), and each
+    # Query walked one partition (25 items)
     assert actual == expected
     assert walked
     assert max(walked) <= 25
