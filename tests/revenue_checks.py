@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import boto3
 
 from shared import tables
+from shared.reports import cache
 from shared.revenue import keys, rollups
 from tests import raw
 
@@ -58,6 +60,48 @@ def assert_invariant(table: str, *, in_process: bool = False) -> None:
         if owner not in expected:
             assert totals == {}, f"{owner} has totals without ledger entries"
     assert rollups_of(items) == rollups_from_ledger(items), "the rollups differ from the ledger"
+    assert_months_current(items)
+
+
+def assert_months_current(items: list[dict[str, Any]]) -> None:
+    """Every day item has its month's version item, which counts writes of its day (a transaction
+    that writes a day item bumps its month and day there in the same commit); and every day of a
+    report cache read at its day's current version is exactly what that day's items summarise to."""
+    versions: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    days: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    parts: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for item in items:
+        if item.get("kind") == "rollup_month":
+            assert item.get("generation"), f"{item['sk']} has no generation"
+            versions[(item["pk"], item["sk"].removeprefix(keys.MONTH_PREFIX)[:7])].append(item)
+        elif item.get("kind") == "rollup":
+            days[(item["pk"], item["day"][:7])].append(item)
+        elif item.get("kind") == "report_cache":
+            month, part = item["sk"].removeprefix(keys.REPORT_CACHE_PREFIX).rsplit("#", 1)
+            parts[(item["pk"], month)][int(part)] = item
+    current = {key: cache.month_version(key[1], found) for key, found in versions.items()}
+    for (pk, month), day_items in days.items():
+        for item in day_items:
+            shard = item["sk"].rsplit("#", 1)[1]
+            assert f"{shard}:" in current[(pk, month)].days.get(item["day"], ""), f"{item['sk']}: no version of its day"
+    for (pk, month), found in parts.items():
+        first = found.get(0)
+        if first is None or any(n not in found for n in range(int(first["parts"]))):
+            continue  # incomplete: never used
+        cached = cache.decode(b"".join(_binary(found[n]["data"]) for n in range(int(first["parts"]))))
+        version = current[(pk, month)]
+        summaries = cache.summarise(days[(pk, month)], version)
+        for day, summary in (cached or {}).items():
+            if summary.basis == version.days.get(day):  # (a stale day is read again, never used)
+                assert summary == summaries[day], f"the cache of {day} is not its day items"
+        if first["basis"] == version.basis:
+            assert cached == summaries, f"the cache of {month}, at the month's version, is not its days"
+
+
+def _binary(value: Any) -> bytes:
+    """A binary attribute as scanned (boto3's Binary) or as moto stores it (base64 text)."""
+    data = getattr(value, "value", value)
+    return base64.b64decode(data) if isinstance(data, str) else bytes(data)
 
 
 def assert_sources_current(table: str) -> None:

@@ -786,7 +786,7 @@ DOCUMENT = r"""
         ],
         "responses": {
           "200": {
-            "description": "The report; a currency whose total is 0 may be omitted from a map",
+            "description": "The report; a currency whose total is 0 may be omitted from a map. Money and payments are exact. A source's `visitors` is exact up to 4,096 distinct paying visitors in the window; above that it is an estimate with a relative standard error of 1.6 % (within 5 % of the true count in more than 99.8 % of reports): shared.reports.cache.",
             "content": {
               "application/json": {
                 "schema": {

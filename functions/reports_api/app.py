@@ -19,6 +19,7 @@ from shared.http import (
     token_projects,
 )
 from shared.observability import logger, metrics, tracer
+from shared.reports.cache import KMV_SIZE
 from shared.reports.revenue import parse_window
 from shared.reports.service import revenue_report
 
@@ -30,6 +31,12 @@ From = Annotated[str | None, Query(alias="from", description="ISO 8601: charges 
 To = Annotated[str | None, Query(description="ISO 8601: charges created before it")]
 # The report (api.md): totals, by_source, unattributed, by_tier; extra fields may be added.
 REPORT = dict[str, Any]
+REPORT_DESCRIPTION = (
+    "The report; a currency whose total is 0 may be omitted from a map. Money and payments are exact. "
+    f"A source's `visitors` is exact up to {KMV_SIZE:,} distinct paying visitors in the window; above that "
+    "it is an estimate with a relative standard error of 1.6 % (within 5 % of the true count in more "
+    "than 99.8 % of reports): shared.reports.cache."
+)
 
 
 @app.get(
@@ -37,7 +44,7 @@ REPORT = dict[str, Any]
     summary="Revenue by acquisition source, unattributed and by attribution tier over a time window",
     tags=["Reports"],
     security=DASHBOARD_SECURITY,
-    responses=responses(200, "The report; a currency whose total is 0 may be omitted from a map", REPORT),
+    responses=responses(200, REPORT_DESCRIPTION, REPORT),
 )
 def get_revenue(
     project_id: ProjectId,

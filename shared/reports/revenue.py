@@ -1,9 +1,9 @@
 """The revenue report (api.md, Reports) as pure functions: no AWS, unit-testable.
 
 Two sources of the same numbers. `Tally` folds ledger entries (each carries its owner's
-acquisition source) and daily rollup items (shared.revenue.rollups: the same contributions summed
-per UTC day) into totals, the unattributed bucket, per-tier maps and, per source, the money, the
-payments and each owning visitor's payment count; `split` cuts a window into the whole UTC days the
+acquisition source) and days of rollups (shared.reports.cache.DaySummary: the same contributions
+summed per UTC day) into totals, the unattributed bucket, per-tier maps and, per source, the money,
+the payments and the hashes of its paying visitors; `split` cuts a window into the whole UTC days the
 rollups answer and the partial days at its edges that the ledger answers. `summarise` and `report`
 are the older ledger-plus-profiles path (sources given per visitor), kept for its unit tests.
 """
@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..errors import InvalidRequest
+from .cache import DaySummary, distinct_count, visitor_hash
 
 NO_SOURCE = "(none)"
 TIERS = ("1", "2", "3")
@@ -232,15 +233,16 @@ def revenue_report(rows: Iterable[LedgerRow], sources: Mapping[str, str | None])
 
 @dataclass
 class Tally:
-    """The report's numbers, folded from ledger entries (each with its source) and from rollup
-    items (the same contributions, summed per day). Memory grows with the owning visitors: `owners`
-    keeps each one's payments per source, so that distinct visitors over many days are exact."""
+    """The report's numbers, folded from ledger entries (each with its source) and from days of
+    rollups (shared.reports.cache.DaySummary: the same contributions, summed per day). Distinct
+    visitors are kept per source as hashes of their ids (shared.reports.cache: exact up to
+    KMV_SIZE of them, then a sketch); memory grows with the owning visitors of the window."""
 
     totals: dict[str, int] = field(default_factory=dict)
     unattributed: Bucket = field(default_factory=Bucket)
     by_tier: dict[str, dict[str, int]] = field(default_factory=lambda: {tier: {} for tier in TIERS})
     by_source: dict[str, Bucket] = field(default_factory=dict)
-    owners: dict[str, Counter[str]] = field(default_factory=dict)  # source -> visitor -> payments
+    owners: dict[str, set[int]] = field(default_factory=dict)  # source -> hashes of paying visitors
 
     def add_row(self, row: LedgerRow) -> None:
         """One ledger entry: its net revenue and one payment, under its recorded source."""
@@ -250,49 +252,58 @@ class Tally:
             return
         name = source_name(row.source)
         self._source(name).add(row)
-        self.owners.setdefault(name, Counter())[row.visitor_id] += 1
+        self.owners.setdefault(name, set()).add(visitor_hash(row.visitor_id))
         tier = str(row.tier) if row.tier is not None else None
         if tier in self.by_tier:
             _add(self.by_tier[tier], row.currency, row.net)
 
-    def add_rollup(self, item: Mapping[str, Any]) -> None:
-        """One rollup item (shared.revenue.rollups): attributes `r|<source>|<currency>`,
-        `n|<source>`, `v|<source>|<visitor>`, `t|<tier>|<currency>`, `u|<currency>` and `un`; a
-        source may hold `|`, a visitor id, tier or currency never does (names split from the right).
-        Other attributes (keys, kind, day, writes) are not counted."""
-        for name, value in item.items():
+    def add_days(self, days: Iterable[DaySummary]) -> None:
+        """Days of rollups, their counts summed first (a year of days holds ~60,000 of them: each
+        name is then parsed once, not once a day)."""
+        counts: Counter[str] = Counter()
+        visitors: dict[str, set[int]] = {}
+        for day in days:
+            counts.update(day.counts)
+            for source, hashes in day.visitors.items():
+                visitors.setdefault(source, set()).update(hashes)
+        self.add_day(DaySummary("", counts, {source: list(hashes) for source, hashes in visitors.items()}))
+
+    def add_day(self, day: DaySummary) -> None:
+        """One day of rollups: counts `r|<source>|<currency>`, `n|<source>`, `t|<tier>|<currency>`,
+        `u|<currency>` and `un` (a source may hold `|`, a tier or currency never does: names split
+        from the right), and the hashes of each source's paying visitors."""
+        for name, value in day.counts.items():
             if name == "un":
-                self.unattributed.payments += int(value)
+                self.unattributed.payments += value
                 continue
             kind, rest = name[:2], name[2:]
             if kind == "r|":
                 source, currency = rest.rsplit("|", 1)
-                _add(self._source(source_name(source)).revenue, currency, int(value))
-                _add(self.totals, currency, int(value))
+                _add(self._source(source_name(source)).revenue, currency, value)
+                _add(self.totals, currency, value)
             elif kind == "n|":
-                self._source(source_name(rest)).payments += int(value)
-            elif kind == "v|":
-                source, visitor = rest.rsplit("|", 1)
-                self.owners.setdefault(source_name(source), Counter())[visitor] += int(value)
+                self._source(source_name(rest)).payments += value
             elif kind == "t|":
                 tier, currency = rest.split("|", 1)
                 if tier in self.by_tier:
-                    _add(self.by_tier[tier], currency, int(value))
+                    _add(self.by_tier[tier], currency, value)
             elif kind == "u|":
-                _add(self.unattributed.revenue, rest, int(value))
-                _add(self.totals, rest, int(value))
+                _add(self.unattributed.revenue, rest, value)
+                _add(self.totals, rest, value)
+        for source, hashes in day.visitors.items():
+            self.owners.setdefault(source_name(source), set()).update(hashes)
 
     def _source(self, name: str) -> Bucket:
         return self.by_source.setdefault(name, Bucket())
 
     def visitors(self, name: str) -> int:
         """Distinct visitors of the source: those with at least one payment in the window."""
-        return sum(1 for payments in self.owners.get(name, Counter()).values() if payments > 0)
+        return distinct_count(self.owners.get(name, set()))
 
     def body(self) -> dict[str, Any]:
         """The response body of GET /projects/{project_id}/revenue (api.md). A source is listed when
         it has a payment in the window (rollups keep zeros where an entry left a source: not listed)."""
-        listed = sorted(name for name, bucket in self.by_source.items() if bucket.payments or self.visitors(name))
+        listed = sorted(name for name, bucket in self.by_source.items() if bucket.payments or self.owners.get(name))
         return {
             "totals": _nonzero(self.totals),
             "by_source": [

@@ -1,7 +1,8 @@
-"""Report data access: ledger entries by Stripe `created` (GSI ByCreated) and the daily rollups.
+"""Report data access: ledger entries by Stripe `created` (GSI ByCreated), the daily rollups, the
+months' versions and the report's caches of months (shared.reports.cache).
 
-Reads only, Queries only (no profile is read: each entry records its owner's source). Throttling
-after botocore's retries, or an unreachable endpoint, is `ServiceUnavailable` (503).
+Queries (no profile is read: each entry records its owner's source), and the caches it writes.
+Throttling after botocore's retries, or an unreachable endpoint, is `ServiceUnavailable` (503).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 
 from .. import dynamo, tables
+from ..errors import ServiceUnavailable
+from ..observability import logger
 from ..revenue import keys, rollups
-from ..revenue.items import LedgerItem
+from ..revenue.items import LedgerItem, ReportCacheItem
+from ..revenue.store import pk_sk
+from . import cache
 from .revenue import LedgerRow, Window
 
 # Items per Query page; None lets DynamoDB fill 1 MB pages. Tests set it small to exercise paging.
@@ -71,8 +76,61 @@ def ledger_row(item: LedgerItem) -> LedgerRow:
     )
 
 
-def rollup_items(project_id: str, first_day: str | None, last_day: str | None) -> Iterator[dict[str, Any]]:
-    """The project's rollup items of the UTC days [first_day, last_day] (None: unbounded), every
-    page of one Query of the project's rollup partition (shared.revenue.rollups.read)."""
+def rollup_items(project_id: str, first_day: str, last_day: str) -> Iterator[dict[str, Any]]:
+    """The project's day items of the UTC days [first_day, last_day], every page of one Query of the
+    project's rollup partition (shared.revenue.rollups.read)."""
     tables.bind()
     yield from rollups.read(project_id, first_day, last_day)
+
+
+def month_versions(project_id: str, first_month: str | None, last_month: str | None) -> dict[str, cache.MonthVersion]:
+    """The version of every month in [first_month, last_month] (None: unbounded) that has day
+    items: one Query of the months' version items."""
+    tables.bind()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in rollups.read_versions(project_id, first_month, last_month):
+        found.setdefault(str(item["sk"]).removeprefix(keys.MONTH_PREFIX)[:7], []).append(item)
+    return {month: cache.month_version(month, items) for month, items in found.items()}
+
+
+def cached_months(project_id: str, first_month: str | None, last_month: str | None) -> dict[str, tuple[str, bytes]]:
+    """The report's caches of the months in [first_month, last_month] (None: unbounded): per month
+    its basis and data, when every part of one basis is there."""
+    tables.bind()
+    low = keys.report_cache_sk(first_month, 0) if first_month else keys.REPORT_CACHE_PREFIX
+    high = f"{keys.REPORT_CACHE_PREFIX}{last_month}#~" if last_month else keys.REPORT_CACHE_PREFIX + "~"
+    parts: dict[str, list[ReportCacheItem]] = {}
+    with dynamo.translate_errors():
+        for item in ReportCacheItem.query(
+            keys.rollup_pk(project_id), ReportCacheItem.sk.between(low, high), consistent_read=True
+        ):
+            month = item.sk.removeprefix(keys.REPORT_CACHE_PREFIX).rsplit("#", 1)[0]
+            parts.setdefault(month, []).append(item)
+    found = {}
+    for month, items in parts.items():
+        items.sort(key=lambda item: int(item.sk.rsplit("#", 1)[1]))
+        first = items[0]
+        whole = [item for item in items if item.basis == first.basis][: int(first.parts)]
+        if len(whole) == int(first.parts) and all(i.sk == keys.report_cache_sk(month, n) for n, i in enumerate(whole)):
+            found[month] = (first.basis, b"".join(item.data for item in whole))
+    return found
+
+
+def save_cache(project_id: str, month: str, basis: str, data: bytes) -> None:
+    """The month's cache, in parts (BatchWriteItem). Best effort: a cache that is not written is
+    built again by the next report."""
+    chunks = cache.split_parts(data)
+    try:
+        with dynamo.translate_errors(), ReportCacheItem.batch_write() as batch:
+            for part, chunk in enumerate(chunks):
+                batch.save(
+                    ReportCacheItem(
+                        *pk_sk(keys.report_cache(project_id, month, part)),
+                        project_id=project_id,
+                        basis=basis,
+                        parts=len(chunks),
+                        data=chunk,
+                    )
+                )
+    except ServiceUnavailable:
+        logger.warning("report cache of %s not written (DynamoDB busy)", month)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     DiscriminatorAttribute,
     ListAttribute,
@@ -163,6 +164,24 @@ class RollupItem(RevenueItem, discriminator="rollup"):
 
     day = UnicodeAttribute(null=True)
     writes = NumberAttribute(default=0)  # bumped by every update: a removal deletes only what it read
+
+
+class RollupMonthItem(RevenueItem, discriminator="rollup_month"):
+    """The version of one shard of a month's rollups (shared.revenue.rollups.month_versions):
+    bumped in every transaction that changes one of its day items, what the report's cache of the
+    month is checked against. `generation` is set when the item is created."""
+
+    writes = NumberAttribute(default=0)
+    generation = UnicodeAttribute(null=True)
+
+
+class ReportCacheItem(RevenueItem, discriminator="report_cache"):
+    """One part of the report's cache of a month's rollups (shared.reports.cache), derived from the
+    day items at the month's version `basis`; `parts` of them make the month."""
+
+    basis = UnicodeAttribute()
+    parts = NumberAttribute()
+    data = BinaryAttribute(legacy_encoding=False)
 
 
 class TimelineItem(RevenueItem, discriminator="timeline"):

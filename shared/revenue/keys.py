@@ -73,6 +73,30 @@ def rollup(project: str, day: str, shard: int) -> dict[str, Any]:
     return _key(rollup_pk(project), rollup_sk(day, shard))
 
 
+MONTH_PREFIX = "VM#"  # (not M#, C#: the email members and charge members sort keys)
+
+
+def month_sk(month: str, shard: int) -> str:
+    return f"{MONTH_PREFIX}{month}#{shard}"
+
+
+def rollup_month(project: str, month: str, shard: int) -> dict[str, Any]:
+    """The version of one shard of a UTC month's rollups (YYYY-MM; shared.revenue.rollups)."""
+    return _key(rollup_pk(project), month_sk(month, shard))
+
+
+REPORT_CACHE_PREFIX = "RC#"
+
+
+def report_cache_sk(month: str, part: int) -> str:
+    return f"{REPORT_CACHE_PREFIX}{month}#{part}"
+
+
+def report_cache(project: str, month: str, part: int) -> dict[str, Any]:
+    """One part of the report's cache of a UTC month's rollups (shared.reports.cache)."""
+    return _key(rollup_pk(project), report_cache_sk(month, part))
+
+
 def unattributed(project: str, currency: str) -> dict[str, Any]:
     """The project's unattributed total in one currency (one item each: created by its first ADD)."""
     return _key(f"P#{project}#UNATTRIBUTED", f"{TOTALS}#{currency}")

@@ -190,7 +190,11 @@ def _remove_charge(project: str, charge_id: str, removed: Removed) -> None:
 
 def _remove_zero_totals(project: str) -> None:
     """Unattributed totals and rollup items left at zero (a concurrent booking's non-zero one stays:
-    a rollup item is deleted only at the count of writes read)."""
+    a rollup item is deleted only at the count of writes read), and the report's caches of months
+    (what they summarise is gone; a month's version item stays, holding no revenue, so that a cache
+    built before is never taken for current: shared.revenue.rollups)."""
+    for cached in query_partition(keys.rollup_pk(project), keys.REPORT_CACHE_PREFIX):
+        _delete_if(cached, RevenueItem.pk.exists())
     for item in query_partition(f"P#{project}#UNATTRIBUTED"):
         if isinstance(item, UnattributedItem) and not int(item.amount or 0):
             _delete_if(item, UnattributedItem.amount == 0)
@@ -247,7 +251,8 @@ class _Unit:
         items = len(self.items(""))
         owners = {("V", v) for v, _ in self.totals if v} | {("U", c) for v, c in self.totals if v is None}
         owners |= {("V", v) for v in self.unlinked} | {("V", v) for v in self.subscriptions}
-        return items + len(owners) + len(self.rollups)
+        months = {(rollups.month_of(day), shard) for day, shard in self.rollups}
+        return items + len(owners) + len(self.rollups) + len(months)
 
 
 def _charge_unit(project: str, record: LedgerRecord, scope: str) -> _Unit:
@@ -327,9 +332,13 @@ class _Chain:
                 tx.update(UnattributedItem(pk, sk), [UnattributedItem.amount.add(amount)])
             for visitor in sorted({v for v, _ in unit.totals if v} | set(unit.unlinked) | set(unit.subscriptions)):
                 self._update_visitor(tx, visitor, unit)
+            changed = []
             for (day, shard), change in sorted(unit.rollups.items()):
                 if (found := rollups.update(p, day, shard, change)) is not None:
                     tx.update(*found)
+                    changed.append((day, shard))
+            for month, actions in rollups.month_versions(p, changed):
+                tx.update(month, actions)
         if self.version is not None:
             self.version += 1
         self.profiles.update(self.after_commit)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
 
 from .. import dynamo, tables
 from ..settings import get_settings
@@ -67,8 +68,9 @@ def next_day(project: str, after: str | None) -> str | None:
 
 def _next_rollup_day(project: str, after: str | None) -> str | None:
     tables.bind()
+    # (between: the partition also holds the months' version items and the report's caches)
     condition = (
-        RollupItem.sk > keys.rollup_sk(after, 0).rsplit("#", 1)[0] + "#~"
+        RollupItem.sk.between(keys.rollup_sk(after, 0).rsplit("#", 1)[0] + "#~", keys.ROLLUP_PREFIX + "~")
         if after
         else RollupItem.sk.startswith(keys.ROLLUP_PREFIX)
     )
@@ -100,13 +102,16 @@ def _next_ledger_day(project: str, after: str | None) -> str | None:
 
 def repair(project: str, day: str, shard: int, change: Counter[str], read: StoredItem) -> None:
     """ADD `change` to the item, only if no write touched it since it was `read` (StaleUpdate if one
-    did); `writes` is bumped like every rollup update's, so a concurrent reader sees the repair."""
+        did); `writes` is bumped like every rollup update's, and its month's version with it, so a
+    concurrent reader sees the repair and the report's cache of the month is stale."""
     update = rollups.update(project, day, shard, change)
     if update is None:
         return
     item, actions = update
-    with dynamo.translate_errors():
-        item.update(actions=actions, condition=_unchanged(read))
+    with dynamo.translate_errors(), TransactWrite(connection=tables.revenue_connection()) as tx:
+        tx.update(item, actions, _unchanged(read))
+        for month, bump in rollups.month_versions(project, [(day, shard)]):
+            tx.update(month, bump)
 
 
 def _unchanged(read: StoredItem) -> Condition:

@@ -16,13 +16,20 @@ hold `|` (ids are checked at the API), so a name splits from the right.
 
 A day has SHARDS items, a charge always in the same one (by its id): webhooks booking charges of
 today side by side rarely meet in one item (a transaction conflict, then a retry).
+
+Each month and shard also has a version item (`month_versions`): every transaction that changes a
+day item bumps its month's `writes` too, so "has anything in this month changed since?" is one
+small read per shard. The report caches a month's day items under that version (shared.reports).
+A version item is created with a fresh `generation` and never deleted (it holds no revenue), so a
+version is never seen twice.
 """
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +40,7 @@ from pynamodb.expressions.update import Action
 from .. import dynamo, tables
 from ..settings import get_settings
 from . import keys
-from .items import RollupItem
+from .items import RollupItem, RollupMonthItem
 from .records import LedgerRecord
 from .store import pk_sk
 
@@ -43,6 +50,10 @@ NO_SOURCE = "(none)"  # api.md: a visitor without acquisition.source
 
 def day_of(created: int) -> str:
     return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d")
+
+
+def month_of(day: str) -> str:
+    return day[:7]
 
 
 def shard_of(charge_id: str) -> int:
@@ -92,12 +103,50 @@ def update(project: str, day: str, shard: int, change: Counter[str]) -> tuple[Ro
     return RollupItem(pk, sk), actions
 
 
+def month_versions(project: str, places: Iterable[tuple[str, int]]) -> list[tuple[RollupMonthItem, list[Action]]]:
+    """The version bumps that go with day items `places` (day, shard) in one transaction: one
+    UpdateItem per month and shard (a transaction writes an item once), counting the month's writes
+    and each day's (`w|<DD>`: the day's version, so a report re-reads only the days that changed)."""
+    days: dict[tuple[str, int], set[str]] = {}
+    for day, shard in places:
+        days.setdefault((month_of(day), shard), set()).add(day)
+    bumps = []
+    for (month, shard), touched in sorted(days.items()):
+        pk, sk = pk_sk(keys.rollup_month(project, month, shard))
+        actions: list[Action] = [Path([day_version(day)]).add(Value(1, attribute=_NUMBER)) for day in sorted(touched)]
+        actions += [
+            RollupMonthItem.writes.add(1),
+            RollupMonthItem.generation.set(RollupMonthItem.generation | uuid.uuid4().hex),
+            RollupMonthItem.kind.set(RollupMonthItem),
+            RollupMonthItem.project_id.set(project),
+        ]
+        bumps.append((RollupMonthItem(pk, sk), actions))
+    return bumps
+
+
+def day_version(day: str) -> str:
+    """The attribute of a month's version item that counts the writes of one of its days."""
+    return f"w|{day[8:10]}"
+
+
 def read(project: str, first_day: str | None = None, last_day: str | None = None) -> Iterator[dict[str, Any]]:
     """The project's rollup items of the days [first_day, last_day] (None: unbounded), oldest first,
     as plain dicts (numbers as int): their attributes are data, which the model does not declare."""
-    connection = tables.revenue_connection()
     low = keys.rollup_sk(first_day, 0) if first_day else keys.ROLLUP_PREFIX
     high = keys.rollup_sk(last_day, SHARDS) if last_day else keys.ROLLUP_PREFIX + "~"
+    return _query(project, low, high)
+
+
+def read_versions(project: str, first_month: str | None, last_month: str | None) -> Iterator[dict[str, Any]]:
+    """The version items of the months [first_month, last_month] (None: unbounded), as plain dicts."""
+    low = keys.month_sk(first_month, 0) if first_month else keys.MONTH_PREFIX
+    high = keys.month_sk(last_month, SHARDS) if last_month else keys.MONTH_PREFIX + "~"
+    return _query(project, low, high)
+
+
+def _query(project: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+    """Every page of a Query of the project's rollup partition between two sort keys."""
+    connection = tables.revenue_connection()
     start: dict[str, Any] | None = None
     while True:
         with dynamo.translate_errors():

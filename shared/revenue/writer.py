@@ -227,6 +227,7 @@ class Transaction:
         items |= {("customer", c) for c in self.roots}
         items |= {("payment", pi) for pi in self._joins}
         items |= {("rollup", day, str(shard)) for day, shard in self._rollups}
+        items |= {("rollup_month", rollups.month_of(day), str(shard)) for day, shard in self._rollups}
         for visitor_id, change in self._owners.items():
             if visitor_id is not None:
                 items.add(("visitor", visitor_id))
@@ -495,8 +496,7 @@ class Transaction:
                 charges=set(join.charges | join_change.charges) or None,
                 version=join.version,
             )
-        for (day, shard), rolled in sorted(self._rollups.items()):
-            self._flush_rollup(day, shard, rolled)
+        self._flush_rollups()
         self.roots, self._owners, self._joins, self._rollups = {}, {}, {}, {}
 
     def _flush_root(self, customer: str, write: _RootWrite) -> None:
@@ -533,12 +533,16 @@ class Transaction:
             ]
             self._add((pk, sk), _Op("update", "unattributed", _update(UnattributedItem(pk, sk), actions)))
 
-    def _flush_rollup(self, day: str, shard: int, change: Counter[str]) -> None:
-        pk, sk = pk_sk(keys.rollup(self.project, day, shard))
-        found = rollups.update(self.project, day, shard, change)
-        if found is not None:
-            item, actions = found
-            self._add((pk, sk), _Op("update", "rollup", _update(item, actions)))
+    def _flush_rollups(self) -> None:
+        """The day items that change, and their months' versions (shared.revenue.rollups)."""
+        changed = []
+        for (day, shard), change in sorted(self._rollups.items()):
+            if (found := rollups.update(self.project, day, shard, change)) is not None:
+                item, actions = found
+                self._add((item.pk, item.sk), _Op("update", "rollup", _update(item, actions)))
+                changed.append((day, shard))
+        for month, actions in rollups.month_versions(self.project, changed):
+            self._add((month.pk, month.sk), _Op("update", "rollup_month", _update(month, actions)))
 
     def _flush_visitor(self, visitor_id: str, change: _OwnerChange) -> None:
         """One update of the visitor's profile: every currency, link and plan change at once."""

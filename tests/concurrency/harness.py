@@ -403,10 +403,11 @@ _WALL_CLOCK = frozenset({"created_at", "updated_at"})  # a visitor profile's own
 
 def normalise(items: list[dict[str, Any]], project_id: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Items keyed by (pk, sk) with the project id replaced by "<p>", without `version` (bumped by
-    every retried decision), without the event marks' `expires_at` (now + 35 days) and the profiles'
-    `created_at`/`updated_at`, without totals of 0 (a profile's `revenue` entries, the unattributed
-    `TOTALS#<currency>` items), and with the times emails were set (profile `email_set_at`, email
-    head and member `set_at`, member sort keys) replaced by their rank among those times."""
+    every retried decision), without the event marks' `expires_at` (now + 35 days), the profiles'
+    `created_at`/`updated_at` and the rollup months' `generation` (random), without totals of 0 (a
+    profile's `revenue` entries, the unattributed `TOTALS#<currency>` items), and with the times
+    emails were set (profile `email_set_at`, email head and member `set_at`, member sort keys)
+    replaced by their rank among those times."""
     stamps: set[str] = set()
     for item in items:
         if item["sk"] == keys.PROFILE and item.get("email_set_at"):
@@ -427,6 +428,8 @@ def normalise(items: list[dict[str, Any]], project_id: str) -> dict[tuple[str, s
         values = _replace_project({k: v for k, v in item.items() if k != "version"}, project_id)
         if item["sk"] == keys.EVENT:
             values.pop("expires_at", None)
+        if item.get("kind") == "rollup_month":
+            values.pop("generation", None)  # random, once per month shard's first write
         if item["sk"] == keys.PROFILE:
             for name in _WALL_CLOCK:
                 values.pop(name, None)

@@ -5,6 +5,7 @@ rollups and the partial days at the window's edges through the GSI ByCreated."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from functions.reports_api.app import lambda_handler
 from shared import tables
 from shared.errors import ServiceUnavailable
 from shared.reports import store
-from shared.revenue import keys
+from shared.revenue import keys, rollups
 from tests import raw
 from tests.apigw import http_event, response_json
 from tests.conftest import AwsEnv
@@ -100,13 +101,24 @@ def profile_item(visitor: str, source: str | None, *, project: str = P) -> dict[
 
 
 def write(aws: AwsEnv, items: list[dict[str, Any]]) -> None:
-    """The items, then the rollups as booking keeps them: summed again from every ledger entry."""
+    """The items, then the rollups as booking keeps them: summed again from every ledger entry, and
+    their months' versions (a new generation: what a report cached before is stale)."""
     _put(aws, items)
     if any(item["sk"]["S"] == keys.LEDGER for item in items):
-        _put(
-            aws,
-            [rollup_item(pk, sk, counts) for (pk, sk), counts in rollups_from_ledger(scan(aws.revenue_table)).items()],
-        )
+        rolled = rollups_from_ledger(scan(aws.revenue_table))
+        _put(aws, [rollup_item(pk, sk, counts) for (pk, sk), counts in rolled.items()])
+        months: dict[tuple[str, str, int], set[str]] = {}
+        for pk, sk in rolled:
+            day, shard = sk.removeprefix(keys.ROLLUP_PREFIX).split("#")
+            months.setdefault((pk, day[:7], int(shard)), set()).add(day)
+        _put(aws, [month_item(pk, month, shard, days) for (pk, month, shard), days in sorted(months.items())])
+
+
+def month_item(pk: str, month: str, shard: int, days: set[str]) -> dict[str, Any]:
+    """A month shard's version item (shared.revenue.rollups.month_versions), each day written once."""
+    values = {"kind": "rollup_month", "writes": 1, "generation": uuid.uuid4().hex}
+    values |= {rollups.day_version(day): 1 for day in days}
+    return {"pk": {"S": pk}, "sk": {"S": keys.month_sk(month, shard)}, **raw.to_item(values)}
 
 
 def rollup_item(pk: str, sk: str, counts: dict[str, int]) -> dict[str, Any]:
@@ -138,8 +150,15 @@ def index_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [q for q in queries if q.get("IndexName") == "ByCreated"]
 
 
-def rollup_queries(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [q for q in queries if "IndexName" not in q]  # the table's own key: the rollup partition
+def rollup_queries(queries: list[dict[str, Any]], prefix: str = keys.ROLLUP_PREFIX) -> list[dict[str, Any]]:
+    """The Queries of the rollup partition's items whose sort keys start with `prefix` (day items,
+    by default; the months' versions and the report's caches are items of it too)."""
+    return [
+        q
+        for q in queries
+        if "IndexName" not in q
+        and any(str(v.get("S", "")).startswith(prefix) for v in q["ExpressionAttributeValues"].values())
+    ]
 
 
 @pytest.fixture
@@ -309,7 +328,7 @@ def test_a_large_ledger_is_read_past_dynamodbs_1_mb_pages(
     body = report(lambda_context, **query)
 
     assert len(index_queries(queries)) >= index_pages
-    assert len(rollup_queries(queries)) == 1
+    assert len(rollup_queries(queries)) == (0 if "to" in query else 1)  # (no month before Nov has rollups)
     assert body["totals"] == {"usd": 1200 * 1000 - 600 * 100}
     assert {s["source"]: (s["payments"], s["visitors"]) for s in body["by_source"]} == {
         "(none)": (296, 37),
@@ -405,7 +424,7 @@ def test_a_failing_index_or_rollup_query_is_503(
         ({"from": "2026-10-01", "to": "2026-12-01"}, 1, 0),  # midnights: whole days only
         ({"from": iso(T0 - 3 * DAY + 5), "to": iso(T0 + 2 * DAY + 7)}, 1, 2),  # both edges inside days
         ({"from": iso(T0 - DAY + 5)}, 1, 1),  # from inside a day, to open
-        ({"to": iso(T0 + 450)}, 1, 1),  # the days before Nov 1, then Nov 1 until 00:07:30
+        ({"to": iso(T0 + 450)}, 0, 1),  # the days before Nov 1 (no month of them has rollups), Nov 1 to 00:07:30
         ({"from": iso(T0 + 100), "to": iso(T0 + 450)}, 0, 1),  # inside one day: the index alone
         ({"from": iso(T0 - 60), "to": iso(T0 + 450)}, 0, 1),  # two partial days, no whole one: one query
     ],
@@ -419,8 +438,16 @@ def test_whole_days_come_from_the_rollups_and_partial_days_from_the_index(
     body = report(lambda_context, **query)
 
     assert (len(rollup_queries(queries)), len(index_queries(queries))) == (rollup, index)
+    # (whole days: the months' versions queried once, and their caches once where any month has
+    # rollups; then the day items of the months whose cache is stale: all of them, the first report)
+    versions = len(rollup_queries(queries, keys.MONTH_PREFIX))
+    assert len(rollup_queries(queries, keys.REPORT_CACHE_PREFIX)) == rollup <= versions <= 1
     assert batch_gets == []  # the entries record their owner's source: no profile is read
     assert body["totals"]  # the fixture's charges are all inside every one of these windows
+    # And asked again, the whole days come from the months' caches: no day item is read
+    queries.clear()
+    assert report(lambda_context, **query) == body
+    assert (len(rollup_queries(queries)), len(index_queries(queries))) == (0, index)
 
 
 @pytest.mark.usefixtures("ledger")

@@ -8,7 +8,6 @@ table are allowed for. The queue-driven job runs through the backfill function's
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
@@ -163,14 +162,17 @@ def test_a_booking_between_the_read_and_the_repair_makes_the_rebuild_read_the_da
     repairs: list[str] = []
 
     def book_first(params: dict[str, Any], **_: Any) -> None:
-        """Just before the rebuild's repair of the item: the webhook books the payment."""
-        if params.get("Key", {}).get("sk", {}).get("S", "").startswith(keys.ROLLUP_PREFIX):
-            repairs.append(params["Key"]["sk"]["S"])
+        """Just before the rebuild's repair of the item (with its month's version): the webhook
+        books the payment."""
+        operations = [next(iter(entry.values())) for entry in params["TransactItems"]]
+        written = [(op.get("Key") or op["Item"])["sk"]["S"] for op in operations]
+        if len(written) == 2 and written[1].startswith(keys.MONTH_PREFIX):  # a repair (not the booking)
+            repairs.append(written[0])
             if len(repairs) == 1:
                 assert shop.deliver(body) == "booked"
 
     # When the repair runs, the booking landing between its read and its write
-    with dynamodb_hook("before-parameter-build.dynamodb.UpdateItem", book_first):
+    with dynamodb_hook("before-parameter-build.dynamodb.TransactWriteItems", book_first):
         found = check_all(shop.project, repair=True)
     # Then the first repair failed on the item's writes, the day was read again and repaired once
     assert repairs == [sk, sk]
@@ -229,19 +231,8 @@ def test_bookings_from_threads_while_a_repair_runs_end_with_rollups_equal_to_the
     for amount in (1100, 1200, 1300, 1400, 1500, 1600):
         shop.pay(amount, metadata={"ripples_visitor_id": "v-bob"})
     bodies = [b for b in shop.new_events() if event_type(b) == "charge.succeeded"]
-    errors: list[BaseException] = []
-
-    def deliver(share: list[bytes]) -> None:
-        try:
-            for body in share:
-                shop.deliver(body)
-        except BaseException as exc:  # reported by the test's thread
-            errors.append(exc)
-
     # When two senders deliver them while the repair runs
-    senders = [threading.Thread(target=deliver, args=(bodies[n::2],)) for n in range(2)]
-    for sender in senders:
-        sender.start()
+    senders, errors = shop.start_senders(bodies)
     found = check_all(shop.project, repair=True)
     for sender in senders:
         sender.join()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -201,6 +202,25 @@ class Shop:
         assert response["statusCode"] == 200, (event_type(body), payload)
         result: str = payload["result"]
         return result
+
+    def start_senders(
+        self, bodies: Sequence[bytes], senders: int = 2
+    ) -> tuple[list[threading.Thread], list[BaseException]]:
+        """`senders` threads delivering `bodies` between them (round robin), started; what any of
+        them raised is collected in the list returned (join the threads, then check it)."""
+        errors: list[BaseException] = []
+
+        def deliver(share: Sequence[bytes]) -> None:
+            try:
+                for body in share:
+                    self.deliver(body)
+            except BaseException as exc:  # reported by the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(bodies[n::senders],)) for n in range(senders)]
+        for thread in threads:
+            thread.start()
+        return threads, errors
 
     def deliver_all(self, bodies: Sequence[bytes], order: Order = "in_order", seed: int = 7) -> list[str]:
         """Deliver `bodies` in `order`: "in_order", "reversed", "shuffled" (seeded), "twice_shuffled"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.reports import cache
 from shared.reports.revenue import LedgerRow, Split, Tally, Window, split
 
 DAY = 86_400
@@ -40,28 +41,31 @@ def test_a_window_is_cut_into_whole_days_and_edges(window: Window, expected: Spl
 
 def test_rollup_counters_fold_into_the_report() -> None:
     tally = Tally()
-    tally.add_rollup(
-        {
-            "pk": "P#p#ROLLUP",
-            "sk": "D#2026-11-01#0",
-            "kind": "rollup",
-            "day": "2026-11-01",
-            "writes": 7,
-            "r|partner|acme|usd": 1500,  # a source may hold "|"
-            "n|partner|acme": 2,
-            "v|partner|acme|v1": 2,
-            "t|1|usd": 1500,
-            "r|google|usd": 0,  # an entry moved away: counters left at 0
-            "n|google": 0,
-            "v|google|v2": 0,
-            "r| |eur": 300,  # a blank source is "(none)"
-            "n| ": 1,
-            "v| |v3": 1,
-            "t|2|eur": 300,
-            "u|usd": 700,
-            "un": 1,
-        }
-    )
+    (day,) = cache.summarise(
+        [
+            {
+                "pk": "P#p#ROLLUP",
+                "sk": "D#2026-11-01#0",
+                "kind": "rollup",
+                "day": "2026-11-01",
+                "writes": 7,
+                "r|partner|acme|usd": 1500,  # a source may hold "|"
+                "n|partner|acme": 2,
+                "v|partner|acme|v1": 2,
+                "t|1|usd": 1500,
+                "r|google|usd": 0,  # an entry moved away: counters left at 0
+                "n|google": 0,
+                "v|google|v2": 0,
+                "r| |eur": 300,  # a blank source is "(none)"
+                "n| ": 1,
+                "v| |v3": 1,
+                "t|2|eur": 300,
+                "u|usd": 700,
+                "un": 1,
+            }
+        ]
+    ).values()
+    tally.add_day(day)
     tally.add_row(LedgerRow("ch_9", T0, "eur", 100, 0, "v3", 3, source=None))
     tally.add_row(LedgerRow("ch_8", T0, "usd", 50, 50, "v1", 1, source="partner|acme"))
 
