@@ -12,6 +12,7 @@ for that booking's day.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from . import cache, store
@@ -37,13 +38,28 @@ def whole_days(project_id: str, first_day: str | None, last_day: str | None) -> 
             days = _refreshed(project_id, month, version, days)
         yield from _inside(days, first_day, last_day)
     for run in _runs(uncached):
-        read: dict[str, list[dict[str, object]]] = {month: [] for month in run}
-        for item in store.rollup_items(project_id, f"{run[0]}-01", f"{run[-1]}-31"):
-            read[str(item["day"])[:7]].append(item)
-        for month in run:
-            days = cache.summarise(read[month], versions[month])
-            store.save_cache(project_id, month, versions[month].basis, cache.encode(days))
-            yield from _inside(days, first_day, last_day)
+        # Items come in key order, a month after the other: each month is cached once its last item
+        # has passed, so a report cut short (a timeout) leaves the months it read for the next one.
+        items = store.rollup_items(project_id, f"{run[0]}-01", f"{run[-1]}-31")
+        for month, of_month in itertools.groupby(items, key=lambda item: str(item["day"])[:7]):
+            yield from _cached(project_id, month, versions[month], list(of_month), first_day, last_day)
+            run.remove(month)
+        for month in run:  # versions without any day item left (a removal emptied them)
+            yield from _cached(project_id, month, versions[month], [], first_day, last_day)
+
+
+def _cached(
+    project_id: str,
+    month: str,
+    version: cache.MonthVersion,
+    items: list[dict[str, object]],
+    first_day: str | None,
+    last_day: str | None,
+) -> Iterator[DaySummary]:
+    """The month's days summarised from all its items, cached, and those inside the window."""
+    days = cache.summarise(items, version)
+    store.save_cache(project_id, month, version.basis, cache.encode(days))
+    yield from _inside(days, first_day, last_day)
 
 
 def _refreshed(

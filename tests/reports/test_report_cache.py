@@ -8,9 +8,14 @@ never answer from a stale cache, and every cached day left current is its day's 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from local.iam.identity import acting_as
+from shared.errors import ServiceUnavailable
+from shared.reports import store
 from shared.reports.revenue import Window
 from shared.reports.service import revenue_report_from_ledger
 from shared.revenue import keys
@@ -118,4 +123,34 @@ def test_reports_racing_webhooks_from_threads_end_as_the_ledgers_report(shop: Sh
     assert final == from_ledger(shop)
     assert final["totals"] == {"usd": 2 * (1000 + 1100 + 1200 + 1300) + 4}
     assert {row["source"]: row["visitors"] for row in final["by_source"]} == {"bing": 1, "google": 2}
+    shop.invariant()
+
+
+def test_a_report_cut_short_leaves_the_months_it_read_cached(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given payments in two months, never reported
+    shop.put_visitor("v-ann", acquisition={"source": "google"})
+    shop.pay(1000, metadata={"ripples_visitor_id": "v-ann"})
+    shop.deliver_all(shop.new_events())
+    shop.later(MONTH)
+    shop.pay(2000, metadata={"ripples_visitor_id": "v-ann"})
+    shop.deliver_all(shop.new_events())
+    _, second_day = sorted({row["day"] for row in scan(shop.aws.revenue_table) if row.get("kind") == "rollup"})
+    read_items = store.rollup_items
+
+    def fails_in_the_second_month(project_id: str, first: str, last: str) -> Iterator[dict[str, Any]]:
+        for item in read_items(project_id, first, last):
+            yield item
+            if item["day"] == second_day:  # the page after the one where the second month began
+                raise ServiceUnavailable("DynamoDB timed out")
+
+    # When the first report's read of day items fails in the second month (a timeout)
+    monkeypatch.setattr(store, "rollup_items", fails_in_the_second_month)
+    status, _ = shop.call_reports()
+    assert status == 503
+    monkeypatch.setattr(store, "rollup_items", read_items)
+    # Then the next report reads only the second month: the first was cached as it passed
+    report, reads = report_counting_day_reads(shop)
+    assert reads == [(f"{second_day[:7]}-01", f"{second_day[:7]}-31")]
+    assert report == from_ledger(shop)
+    assert report["totals"] == {"usd": 3000}
     shop.invariant()

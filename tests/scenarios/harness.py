@@ -129,10 +129,15 @@ class Shop:
         return [e for e in self.timeline(visitor_id) if e["type"] == kind]
 
     def revenue(self, **query: str) -> dict[str, Any]:
-        status, report = self._call(reports_handler, "GET", REVENUE, {"project_id": self.project}, query=query or None)
+        status, report = self.call_reports(**query)
         assert status == 200, report
+        return report
+
+    def call_reports(self, **query: str) -> tuple[int, dict[str, Any]]:
+        """GET /projects/{id}/revenue: its status and body."""
+        status, report = self._call(reports_handler, "GET", REVENUE, {"project_id": self.project}, query=query or None)
         result: dict[str, Any] = report
-        return result
+        return status, result
 
     # ---- the merchant (Stripe) -----------------------------------------------------------------
 
