@@ -40,6 +40,27 @@ def day_items(project: str, day: str) -> dict[int, StoredItem]:
     return found
 
 
+def unversioned_shards(project: str, day: str) -> list[int]:
+    """The shards of the day that have a rollup item but no count of the day's writes in their
+    month's version item (every transaction that writes the item bumps it: a report would not see
+    the day, or take a cache of it for current)."""
+    tables.bind()
+    shards = set(day_items(project, day))
+    versioned = {
+        int(str(raw["sk"]).rsplit("#", 1)[1])
+        for raw in rollups.read_versions(project, day[:7], day[:7])
+        if int(raw.get(rollups.day_version(day), 0)) > 0
+    }
+    return sorted(shards - versioned)
+
+
+def bump_versions(project: str, day: str, shards: list[int]) -> None:
+    """The day's version bumped in those shards (its cached copies are stale after it)."""
+    with dynamo.translate_errors(), TransactWrite(connection=tables.revenue_connection()) as tx:
+        for month, bump in rollups.month_versions(project, [(day, shard) for shard in shards]):
+            tx.update(month, bump)
+
+
 def item_of(items: dict[int, StoredItem], shard: int) -> StoredItem:
     return items.get(shard, ABSENT)
 

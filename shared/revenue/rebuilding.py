@@ -21,6 +21,9 @@ then measured against the ledger as of t0, and:
 
 An item that keeps changing for ATTEMPTS attempts (a day busy with bookings) is reported as not
 settled and left as it is; running the rebuild again checks it again.
+
+Then each shard with an item must have the day's writes counted in its month's version item (the
+report's caches rely on it, shared.revenue.rollups.month_versions); a repair bumps a missing one.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StaleUpdate
-from . import rebuild, rebuild_store
+from . import rebuild, rebuild_store, rollups
 from .rebuild import Difference
 
 SETTLE_SECONDS = 2.0  # above the GSI's propagation delay (typically well under a second)
@@ -62,6 +65,35 @@ def check_day(
     attempts: int = ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DayCheck:
+    checked = _check_items(project, day, repair, settle_seconds, attempts, sleep)
+    _check_versions(project, day, repair, checked)
+    return checked
+
+
+def _check_versions(project: str, day: str, repair: bool, checked: DayCheck) -> None:
+    """Each shard with an item must count the day's writes in its month's version item (what the
+    report's caches are checked against); a missing count is a difference (`w|<DD>`: stored 0,
+    expected at least 1), and a repair bumps it. Bumping is always safe: a version that moves only
+    makes the report read the day again."""
+    missing = rebuild_store.unversioned_shards(project, day)
+    if not missing:
+        return
+    if repair:
+        rebuild_store.bump_versions(project, day, missing)
+        checked.items_repaired += len(missing)
+    checked.differences += [Difference(day, shard, rollups.day_version(day), 0, 1) for shard in missing]
+    checked.items_differing += len(missing)
+
+
+def _check_items(
+    project: str,
+    day: str,
+    repair: bool,
+    settle_seconds: float | None,
+    attempts: int,
+    sleep: Callable[[float], None],
+) -> DayCheck:
+    """The day's rollup items against its ledger (the module's docstring)."""
     settle = SETTLE_SECONDS if settle_seconds is None else settle_seconds
     checked = DayCheck(day)
     done: set[int] = set()  # shards found equal to the ledger, or whose difference was confirmed

@@ -112,6 +112,8 @@ def corrupt(table: str, project: str) -> set[Difference]:
         },
     )
     expected |= {Difference(STALE_DAY, 1, name, value, 0) for name, value in stale.items()}
+    # (written around the writer, it has no count in its month's version either)
+    expected.add(Difference(STALE_DAY, 1, rollups.day_version(STALE_DAY), 0, 1))
     return expected
 
 
@@ -130,8 +132,8 @@ def test_a_dry_run_reports_exactly_the_corruption_and_a_repair_makes_the_rollups
     assert set(found) == wanted
     assert len(found) == len(wanted)
     assert rollup_items(table) == before
-    # When a repair runs
-    assert set(check_all(shop.project, repair=True)) == wanted
+    # When a repair runs (the stale item's repair bumps its day's version with it: no version left to add)
+    assert set(check_all(shop.project, repair=True)) == {d for d in wanted if not d.attribute.startswith("w|")}
     # Then the rollups are the ledger's again, and neither run finds anything more
     assert_rollups_follow_the_ledger(table)
     assert check_all(shop.project, repair=False) == []
@@ -139,6 +141,32 @@ def test_a_dry_run_reports_exactly_the_corruption_and_a_repair_makes_the_rollups
     # And the stale item is left at zero (ADDs only), as a removal leaves one
     (stale,) = rollups.read(shop.project, STALE_DAY, STALE_DAY)
     assert not any(value for name, value in stale.items() if rollups.is_rollup_attribute(name))
+    shop.invariant()
+
+
+def test_a_day_missing_from_its_months_version_is_reported_then_counted_and_the_report_sees_it(shop: Shop) -> None:
+    # Given payments of today reported once (the month cached), then the day's count removed from
+    # its month's version item (as a writer that forgot the bump would leave it)
+    table = shop.aws.revenue_table
+    shop.put_visitor("v-ann", acquisition={"source": "google"})
+    shop.pay(1000, metadata={"ripples_visitor_id": "v-ann"})
+    shop.deliver_all(shop.new_events())
+    assert shop.revenue()["totals"] == {"usd": 1000}
+    ((pk, sk),) = rollups_of(scan(table))
+    day, shard = sk.removeprefix(keys.ROLLUP_PREFIX).rsplit("#", 1)
+    boto3.client("dynamodb").update_item(
+        TableName=table,
+        Key={"pk": {"S": pk}, "sk": {"S": keys.month_sk(day[:7], int(shard))}},
+        UpdateExpression="REMOVE #day",
+        ExpressionAttributeNames={"#day": rollups.day_version(day)},
+    )
+    missing = Difference(day, int(shard), rollups.day_version(day), 0, 1)
+    # When a dry run checks, then a repair
+    assert check_all(shop.project, repair=False) == [missing]
+    assert check_all(shop.project, repair=True) == [missing]
+    # Then nothing is left to find, and the report reads the day again and is the ledger's
+    assert check_all(shop.project, repair=False) == []
+    assert shop.revenue()["totals"] == {"usd": 1000}
     shop.invariant()
 
 
@@ -239,7 +267,9 @@ def test_bookings_from_threads_while_a_repair_runs_end_with_rollups_equal_to_the
     # Then the corruption was repaired and every booking counted: rollups equal to the ledger
     assert errors == []
     # (a booking into the missing item before its repair changes what was stored, not what differed)
-    assert {(d.day, d.shard, d.attribute) for d in found} == {(d.day, d.shard, d.attribute) for d in wanted}
+    # (and the stale item's repair bumped its day's version: no version difference left)
+    repaired = {(d.day, d.shard, d.attribute) for d in wanted if not d.attribute.startswith("w|")}
+    assert {(d.day, d.shard, d.attribute) for d in found} == repaired
     assert_rollups_follow_the_ledger(table)
     assert check_all(shop.project, repair=False) == []
 
@@ -259,7 +289,7 @@ def test_the_queue_driven_job_reports_then_repairs_through_the_backfill_function
     assert report["status"] == "completed"
     assert {Difference(**d) for d in report["differences"]} == wanted
     assert report["differences_found"] == len(wanted)
-    assert report["items_differing"] == 3
+    assert report["items_differing"] == 4  # the three items, and the stale item's month's version
     assert report["items_repaired"] == 0
     assert report["days_checked"] == 4  # the stale day and the three days of charges
     assert report["unsettled"] == []
@@ -270,7 +300,12 @@ def test_the_queue_driven_job_reports_then_repairs_through_the_backfill_function
     # Then it repaired those items, and the rollups follow the ledger
     report = rebuild_job.report(shop.project, job)
     assert report is not None
-    assert (report["status"], report["items_repaired"], report["differences_found"]) == ("completed", 3, len(wanted))
+    # (the stale item's repair bumped its day's version with it: one difference fewer)
+    assert (report["status"], report["items_repaired"], report["differences_found"]) == (
+        "completed",
+        3,
+        len(wanted) - 1,
+    )
     assert_rollups_follow_the_ledger(table)
     # And the job's message delivered again finds the job finished and records nothing more
     queue.send([RebuildMessage(project_id=shop.project, run=job, repair=True)])
