@@ -24,14 +24,19 @@ class StackProcess:
     stripe_url: str  # the Stripe emulator it started
     moto_url: str
     log_path: Path
+    env: dict[str, str]  # what it was started with (PORT, MOTO_PORT, ...): for `make` commands beside it
+
+
+# Variables of a developer's shell that would point the stack elsewhere (another Stripe, AWS, template).
+_ELSEWHERE = ("STRIPE_API_BASE", "AWS_ENDPOINT_URL", "PUBLIC_BASE_URL", "STRIPE_RATE_BUDGET", "TEMPLATE")
 
 
 @contextmanager
 def stack_process(log_dir: Path, jwt_secret: str, **settings: str) -> Iterator[StackProcess]:
     """The stack with `settings` added to its environment (the demo seed off unless given)."""
     port, moto_port, stripe_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
+    env = {name: value for name, value in os.environ.items() if name not in _ELSEWHERE}
+    env |= {
         "PORT": str(port),
         "MOTO_PORT": str(moto_port),
         "STRIPE_EMULATOR_PORT": str(stripe_port),
@@ -39,15 +44,14 @@ def stack_process(log_dir: Path, jwt_secret: str, **settings: str) -> Iterator[S
         "DEMO_SEED": "0",
         **settings,
     }
-    env.pop("STRIPE_API_BASE", None)
-    env.pop("AWS_ENDPOINT_URL", None)
     log_path = log_dir / "stack.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env, stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(base_url, process, log_path)
-            yield StackProcess(base_url, f"http://127.0.0.1:{stripe_port}", f"http://127.0.0.1:{moto_port}", log_path)
+            moto_url, stripe_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{stripe_port}"
+            yield StackProcess(base_url, stripe_url, moto_url, log_path, env)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=15)

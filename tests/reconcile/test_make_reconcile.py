@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from local.net import free_port
 from local.stack.auth import issue_token
 from local.stripe_emulator.control_client import EmulatorControl
+from tests.stack_process import stack_process
 
 JWT_SECRET = "reconcile-secret-of-at-least-thirty-two-bytes"
 
@@ -34,36 +33,8 @@ def call(base_url: str, method: str, path: str, project: str, body: object = Non
 @pytest.fixture
 def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`make run` in a process of its own, on known ports; its environment."""
-    env = {
-        **os.environ,
-        "PORT": str(free_port()),
-        "STRIPE_EMULATOR_PORT": str(free_port()),
-        "LOCAL_JWT_SECRET": JWT_SECRET,
-    }
-    for name in ("MOTO_PORT", "STRIPE_API_BASE", "AWS_ENDPOINT_URL", "PUBLIC_BASE_URL", "STRIPE_RATE_BUDGET"):
-        env.pop(name, None)
-    log_path = tmp_path / "stack.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not _healthy(f"http://127.0.0.1:{env['PORT']}"):
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the stack did not become healthy"
-                time.sleep(0.2)
-            yield env
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
-    assert "AccessDenied" not in log_path.read_text(errors="replace")
-
-
-def _healthy(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    with stack_process(tmp_path, JWT_SECRET) as running:
+        yield running.env
 
 
 def make_reconcile(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,13 +17,13 @@ from typing import Any
 import boto3
 import pytest
 
-from local.net import free_port
 from local.stack.auth import issue_token
 from local.stack.rebuild import stack_environment
 from local.stripe_emulator.control_client import EmulatorControl
 from shared.revenue import keys
 from tests import raw
 from tests.revenue_checks import rollups_from_ledger, rollups_of
+from tests.stack_process import stack_process
 
 JWT_SECRET = "rebuild-secret-of-at-least-thirty-two-bytes"
 
@@ -38,41 +37,11 @@ def call(base_url: str, method: str, path: str, project: str, body: object = Non
         return answer
 
 
-def _healthy(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`make run` in a process of its own, on known ports (moto's too); its environment."""
-    env = {
-        **os.environ,
-        "PORT": str(free_port()),
-        "MOTO_PORT": str(free_port()),
-        "STRIPE_EMULATOR_PORT": str(free_port()),
-        "LOCAL_JWT_SECRET": JWT_SECRET,
-        "DEMO_SEED": "0",
-    }
-    for name in ("STRIPE_API_BASE", "AWS_ENDPOINT_URL", "PUBLIC_BASE_URL", "STRIPE_RATE_BUDGET", "TEMPLATE"):
-        env.pop(name, None)
-    log_path = tmp_path / "stack.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "local.stack"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while not _healthy(f"http://127.0.0.1:{env['PORT']}"):
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the stack did not become healthy"
-                time.sleep(0.2)
-            yield env
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
-    assert "AccessDenied" not in log_path.read_text(errors="replace")
+    with stack_process(tmp_path, JWT_SECRET) as running:
+        yield running.env
 
 
 def rebuild(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
